@@ -1,0 +1,18 @@
+//! GB Smart Metering Key Infrastructure (SMKI) for ecos.
+//!
+//! - [`Eui64`]: organisation and device identifiers.
+//! - [`Role`]: role codes read from a certificate's OU.
+//! - [`keys`]: the [`Signer`] and [`KeyAgreement`] traits, P-256 public keys,
+//!   and the software implementation on aws-lc-rs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod eui;
+pub mod keys;
+mod role;
+
+pub use eui::{Eui64, EuiError};
+pub use keys::{
+    KeyAgreement, KeyError, P256PublicKey, Signer, SoftwareKeyAgreement, SoftwareSigner,
+};
+pub use role::{Role, RoleError};

@@ -1,0 +1,2 @@
+//! One module per top-level command.
+pub mod pki;

@@ -1,0 +1,44 @@
+//! `ecos`: the Enduring Change of Supplier service, its tools and its demo.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+
+/// ecos: the DCC-side Enduring Change of Supplier (ECoS) party for GB smart metering.
+///
+/// Takes a gaining supplier's signed DUIS 6.23 request, checks that the
+/// supplier is entitled to take over the meter, and builds the GBCS CS02b
+/// command, signed with the device's Change of Supplier key, that swaps the
+/// supplier certificates on the device.
+#[derive(Debug, Parser)]
+#[command(name = "ecos", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// SMKI certificates: inspect them and build a test PKI.
+    #[command(subcommand)]
+    Pki(cmd::pki::PkiCommand),
+}
+
+mod cmd;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Pki(c) => cmd::pki::run(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
