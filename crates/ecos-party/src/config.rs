@@ -1,0 +1,102 @@
+//! The pipeline's policy: every [P] interpretation of the reference is a
+//! setting here, with the reference's default.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reason::ResponseCodes;
+
+/// What to do with a new 6.23 while a future-dated one is pending for the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnPendingFd {
+    /// Refuse the new request (default).
+    #[default]
+    Reject,
+    /// Cancel the pending one and go on with the new one.
+    Supersede,
+}
+
+/// Policy of the 6.23 pipeline (`ecos-domain.md` §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartyConfig {
+    /// Command variants accepted for 6.23 (DUIS: 1, 2, 3).
+    pub allowed_command_variants: Vec<u8>,
+    /// Require the RequestID counter to rise strictly per originator.
+    pub require_increasing_request_counter: bool,
+    /// Device statuses that allow a change of supplier.
+    pub cos_allowed_statuses: Vec<String>,
+    /// Days of tolerance on the switch date for registration-data lag.
+    pub switch_date_grace_days: u32,
+    /// Minimum lead of a future-dated ExecutionDateTime over receipt, in seconds.
+    pub fd_min_lead_secs: u64,
+    /// Maximum horizon of a future-dated ExecutionDateTime, in days (none: unlimited).
+    pub fd_max_horizon_days: Option<u32>,
+    /// A cancellation must come from the originator of the pending request.
+    pub cancel_requires_same_originator: bool,
+    /// A new 6.23 while a future-dated one is pending.
+    pub on_pending_fd: OnPendingFd,
+    /// The replacement certificates' EUI must be the RequestID originator
+    /// (on in production; off for the reference templates).
+    pub require_replacement_eui_equals_originator: bool,
+    /// Whether the transitional CoS key may still sign (the migration period).
+    pub tcos_signing_enabled: bool,
+    /// The GBCS originator counter never starts below this.
+    pub counter_floor: u64,
+    /// Reason code → DUIS response code.
+    pub response_codes: ResponseCodes,
+}
+
+impl Default for PartyConfig {
+    fn default() -> Self {
+        PartyConfig {
+            allowed_command_variants: vec![1, 2, 3],
+            require_increasing_request_counter: true,
+            cos_allowed_statuses: vec!["commissioned".into(), "installed_not_commissioned".into()],
+            switch_date_grace_days: 0,
+            fd_min_lead_secs: 0,
+            fd_max_horizon_days: None,
+            cancel_requires_same_originator: true,
+            on_pending_fd: OnPendingFd::Reject,
+            require_replacement_eui_equals_originator: true,
+            tcos_signing_enabled: true,
+            counter_floor: 0x0100_0000_0000_0000,
+            response_codes: ResponseCodes::default(),
+        }
+    }
+}
+
+impl PartyConfig {
+    /// Check the settings that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.response_codes.validate()?;
+        for cv in &self.allowed_command_variants {
+            if !(1..=9).contains(cv) {
+                return Err(format!(
+                    "allowed_command_variants: {cv} is not a DUIS command variant (1..9)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c: PartyConfig = toml::from_str("").unwrap();
+        assert_eq!(c, PartyConfig::default());
+        let err = toml::from_str::<PartyConfig>("no_such_key = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no_such_key"), "{err}");
+        let c: PartyConfig =
+            toml::from_str("[response_codes]\nmpxn_mismatch = \"E062306\"\n").unwrap();
+        c.validate().unwrap();
+        let bad: PartyConfig = toml::from_str("[response_codes]\nmpxn_mismach = \"E1\"\n").unwrap();
+        assert!(bad.validate().unwrap_err().contains("mpxn_mismach"));
+    }
+}
