@@ -2,15 +2,18 @@
 //!
 //! - [`Eui64`]: organisation and device identifiers.
 //! - [`Role`]: role codes read from a certificate's OU.
+//! - [`Certificate`]: a parsed, profile-checked SMKI certificate.
 //! - [`keys`]: the [`Signer`] and [`KeyAgreement`] traits, P-256 public keys,
 //!   and the software implementation on aws-lc-rs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cert;
 mod eui;
 pub mod keys;
 mod role;
 
+pub use cert::{CertError, CertKind, Certificate, KeyUsage};
 pub use eui::{Eui64, EuiError};
 pub use keys::{
     KeyAgreement, KeyError, P256PublicKey, Signer, SoftwareKeyAgreement, SoftwareSigner,
