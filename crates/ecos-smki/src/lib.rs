@@ -3,6 +3,7 @@
 //! - [`Eui64`]: organisation and device identifiers.
 //! - [`Role`]: role codes read from a certificate's OU.
 //! - [`Certificate`]: a parsed, profile-checked SMKI certificate.
+//! - [`Mpids`]: MPIDs from the CN of an XML Sign certificate, under [`MpidRules`].
 //! - [`keys`]: the [`Signer`] and [`KeyAgreement`] traits, P-256 public keys,
 //!   and the software implementation on aws-lc-rs.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 pub mod cert;
 mod eui;
 pub mod keys;
+mod mpid;
 mod role;
 
 pub use cert::{CertError, CertKind, Certificate, KeyUsage};
@@ -18,4 +20,5 @@ pub use eui::{Eui64, EuiError};
 pub use keys::{
     KeyAgreement, KeyError, P256PublicKey, Signer, SoftwareKeyAgreement, SoftwareSigner,
 };
+pub use mpid::{Fuel, MpidError, MpidRules, Mpids};
 pub use role::{Role, RoleError};
