@@ -4,6 +4,7 @@
 //! - [`Role`]: role codes read from a certificate's OU.
 //! - [`Certificate`]: a parsed, profile-checked SMKI certificate.
 //! - [`Mpids`]: MPIDs from the CN of an XML Sign certificate, under [`MpidRules`].
+//! - [`validate_path`]: certification path validation against a [`TrustStore`].
 //! - [`keys`]: the [`Signer`] and [`KeyAgreement`] traits, P-256 public keys,
 //!   and the software implementation on aws-lc-rs.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ pub mod cert;
 mod eui;
 pub mod keys;
 mod mpid;
+mod path;
 mod role;
 
 pub use cert::{CertError, CertKind, Certificate, KeyUsage};
@@ -21,4 +23,8 @@ pub use keys::{
     KeyAgreement, KeyError, P256PublicKey, Signer, SoftwareKeyAgreement, SoftwareSigner,
 };
 pub use mpid::{Fuel, MpidError, MpidRules, Mpids};
+pub use path::{
+    PathError, PathPolicy, RevocationError, Revocations, RevokedEntry, TrustStore, ValidatedPath,
+    validate_path,
+};
 pub use role::{Role, RoleError};
