@@ -99,7 +99,6 @@ pub(crate) fn write_length_device(out: &mut Vec<u8>, len: usize) {
 /// One TLV element.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tlv<'a> {
-    pub tag: u8,
     /// Offset of the tag in the whole message.
     pub offset: usize,
     /// Offset of the first value byte in the whole message.
@@ -171,7 +170,6 @@ impl<'a> Reader<'a> {
         }
         self.pos = vstart + len;
         Ok(Tlv {
-            tag,
             offset: self.base + start,
             value_offset: self.base + vstart,
             value: &self.buf[vstart..vstart + len],
