@@ -1,0 +1,22 @@
+//! XML signatures for DUIS: the hardened XML entry point, Canonical XML 1.0
+//! and Exclusive C14N 1.0, and XML-DSig signing and strict verification
+//! pinned to the DUIS profile (`duis-6.23.md` §6).
+//!
+//! - [`parse`]: every inbound document goes through it ([`Limits`], [`ParseError`]).
+//! - [`c14n`]: the two canonicalisers over a [`roxmltree`] tree.
+//! - [`verify`] / [`verify_with`]: strict verification; the caller resolves
+//!   the signer's key from (issuer, serial) and gets back the signed content.
+//! - [`sign`]: enveloped signature, last child of the root, compact output.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod c14n;
+mod dsig;
+mod parse;
+
+pub use dsig::{
+    ALG_ECDSA_SHA256, ALG_ENVELOPED, ALG_EXC_C14N, ALG_SHA256, AlgorithmSlot, DS_NS, DsigError,
+    MatchedForm, Verified, VerifyOptions, sign, sign_with, signer_of, verify, verify_with,
+};
+pub use parse::{Limits, ParseError, Position, element_path, node_position, parse};
+pub use roxmltree;
