@@ -1,0 +1,520 @@
+//! The typed DUIS request: header of any Service Request, body of 6.23.
+
+use jiff::Timestamp;
+
+use crate::enums::{SERVICE_REFERENCE_VARIANTS, SERVICE_REFERENCES};
+use crate::error::{DuisError, ValueError, clip};
+use crate::ids::RequestId;
+use crate::values;
+use crate::xml::{self, El, Limits, NS_DS, NS_SR, NS_XSI, Seq};
+
+/// The largest floor sequence number (`sr:floorSequenceNumber`, 2^63-1).
+pub const MAX_FLOOR_SEQ_NUMBER: u64 = i64::MAX as u64;
+
+/// The ExecutionDateTime that means "cancel the pending future-dated 6.23".
+pub const CANCELLATION_SENTINEL: &str = "3000-12-31T00:00:00Z";
+
+/// `sr:CommandVariant` (1..=9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandVariant(u8);
+
+impl CommandVariant {
+    /// A CommandVariant in 1..=9.
+    pub fn new(v: u8) -> Option<Self> {
+        (1..=9).contains(&v).then_some(CommandVariant(v))
+    }
+    /// The number.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+    /// Whether the XSD comment allows it for 6.23 (1, 2 or 3); others map to E12.
+    pub fn allowed_for_6_23(self) -> bool {
+        (1..=3).contains(&self.0)
+    }
+}
+
+/// The header of any DUIS request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// `RequestID`.
+    pub request_id: RequestId,
+    /// `FirstInSequence`, if present.
+    pub first_in_sequence: Option<bool>,
+    /// `PrecedingServiceRequestID`, if present.
+    pub preceding_request_id: Option<RequestId>,
+    /// `CommandVariant`.
+    pub command_variant: CommandVariant,
+    /// `ServiceReference` (an XSD 5.4 enumeration value, e.g. `6.23`).
+    pub service_reference: String,
+    /// `ServiceReferenceVariant` (an XSD 5.4 enumeration value, e.g. `6.23`).
+    pub service_reference_variant: String,
+}
+
+/// When the 6.23 is to be executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// No ExecutionDateTime: on demand.
+    Immediate,
+    /// A future-dated execution at this instant.
+    FutureDated(Timestamp),
+    /// The sentinel 3000-12-31T00:00:00Z: cancel the pending future-dated request.
+    Cancellation,
+}
+
+/// A base64 DER certificate from the request, checked to be a well-formed X.509 certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertificateDer(Vec<u8>);
+
+impl CertificateDer {
+    /// Decode and check that the bytes are one DER X.509 certificate.
+    pub fn from_der(der: Vec<u8>) -> Result<Self, ValueError> {
+        use der::Decode as _;
+        x509_cert::Certificate::from_der(&der)
+            .map_err(|e| ValueError::Certificate(e.to_string()))?;
+        Ok(CertificateDer(der))
+    }
+    /// The DER bytes.
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CertificateDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertificateDer({} bytes)", self.0.len())
+    }
+}
+
+/// `SupplierReplacementCertificates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplierReplacementCertificates {
+    /// `DigitalSigningCertificate` (target cell {2, DS}).
+    pub digital_signing: CertificateDer,
+    /// `KeyAgreementCertificate` (target cell {2, KA}).
+    pub key_agreement: Option<CertificateDer>,
+    /// `KeyAgreementTopUpCertificate` (target cell {2, KA, prepayment top-up}).
+    pub key_agreement_top_up: Option<CertificateDer>,
+}
+
+/// The body `sr:UpdateSecurityCredentialsCoS` of Service Request 6.23.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSecurityCredentialsCoS {
+    /// From `ExecutionDateTime`.
+    pub execution: Execution,
+    /// `SupplierFloorSeqNumber` (≤ 2^63-1).
+    pub supplier_floor_seq_number: u64,
+    /// `SupplierPrepaymentTopUpFloorSeqNumber` (≤ 2^63-1).
+    pub supplier_prepayment_top_up_floor_seq_number: Option<u64>,
+    /// `SupplierReplacementCertificates`.
+    pub replacement_certificates: SupplierReplacementCertificates,
+    /// `CertificationPathCertificates/Certificate`, 1 to 3.
+    pub certification_path: Vec<CertificateDer>,
+    /// `ApplyTimeBasedCPVChecks`.
+    pub apply_time_based_cpv_checks: bool,
+    /// `ImportMPxN` (1 to 13 characters, not otherwise checked here).
+    pub import_mpxn: String,
+}
+
+/// A 6.23 request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosRequest {
+    /// The root's `schemaVersion` (an xs:decimal, e.g. `5.4`).
+    pub schema_version: String,
+    /// The header.
+    pub header: RequestHeader,
+    /// The body.
+    pub body: UpdateSecurityCredentialsCoS,
+}
+
+/// A DUIS request as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DuisRequest {
+    /// Service Request 6.23, fully typed.
+    UpdateSecurityCredentialsCoS(Box<CosRequest>),
+    /// Any other Service Request: header read (enough to answer), body not interpreted.
+    Other {
+        /// The root's `schemaVersion`.
+        schema_version: String,
+        /// The header.
+        header: RequestHeader,
+        /// Local name of the body element, e.g. `ReadInventory`.
+        body_element: String,
+    },
+}
+
+impl DuisRequest {
+    /// The header, whatever the Service Request.
+    pub fn header(&self) -> &RequestHeader {
+        match self {
+            DuisRequest::UpdateSecurityCredentialsCoS(r) => &r.header,
+            DuisRequest::Other { header, .. } => header,
+        }
+    }
+}
+
+const REQUEST_CHILDREN: &[&str] = &["Header", "Body"];
+const HEADER_CHILDREN: &[&str] = &[
+    "RequestID",
+    "FirstInSequence",
+    "PrecedingServiceRequestID",
+    "CommandVariant",
+    "ServiceReference",
+    "ServiceReferenceVariant",
+];
+const COS_CHILDREN: &[&str] = &[
+    "ExecutionDateTime",
+    "SupplierFloorSeqNumber",
+    "SupplierPrepaymentTopUpFloorSeqNumber",
+    "SupplierReplacementCertificates",
+    "CertificationPathCertificates",
+    "ApplyTimeBasedCPVChecks",
+    "ImportMPxN",
+];
+const REPLACEMENT_CHILDREN: &[&str] = &[
+    "DigitalSigningCertificate",
+    "KeyAgreementCertificate",
+    "KeyAgreementTopUpCertificate",
+];
+const PATH_CHILDREN: &[&str] = &["Certificate"];
+
+fn invalid(el: &El<'_, '_>, value: &str, reason: ValueError) -> DuisError {
+    DuisError::InvalidValue {
+        path: el.path.clone(),
+        value: clip(value),
+        reason,
+    }
+}
+
+/// Read a DUIS request: the full 6.23 body, or only the header of any other.
+///
+/// A `ds:Signature` after the body is allowed and ignored (verification is
+/// `ecos-xmldsig`'s job, before this reader is called).
+pub fn read_request(bytes: &[u8], limits: &Limits) -> Result<DuisRequest, DuisError> {
+    let doc = xml::parse(bytes, limits)?;
+    let (schema_version, header, body) = read_envelope(&doc)?;
+    let name = body.node.tag_name().name();
+    if name == "UpdateSecurityCredentialsCoS" {
+        let body = read_cos_body(&body)?;
+        Ok(DuisRequest::UpdateSecurityCredentialsCoS(Box::new(
+            CosRequest {
+                schema_version,
+                header,
+                body,
+            },
+        )))
+    } else {
+        Ok(DuisRequest::Other {
+            schema_version,
+            header,
+            body_element: name.to_string(),
+        })
+    }
+}
+
+/// Read only the header (for answering a request whose body is rejected).
+pub fn read_request_header(bytes: &[u8], limits: &Limits) -> Result<RequestHeader, DuisError> {
+    let doc = xml::parse(bytes, limits)?;
+    let root = El::root(doc.root_element());
+    check_root(&root)?;
+    let mut seq = Seq::new(&root, NS_SR, REQUEST_CHILDREN)?;
+    read_header(&seq.required("Header")?)
+}
+
+fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
+    if !root.is(NS_SR, "Request") {
+        return Err(DuisError::WrongRoot {
+            found: xml::expanded(root.node),
+            expected: "{http://www.dccinterface.co.uk/ServiceUserGateway}Request",
+        });
+    }
+    let mut version = None;
+    for a in root.node.attributes() {
+        match (a.namespace(), a.name()) {
+            (None, "schemaVersion") => version = Some(a.value()),
+            (Some(NS_XSI), "schemaLocation") => {}
+            _ => {
+                return Err(DuisError::UnexpectedAttribute {
+                    path: root.path.clone(),
+                    name: xml::attr_name(&a),
+                });
+            }
+        }
+    }
+    let v = version.ok_or_else(|| DuisError::MissingAttribute {
+        path: root.path.clone(),
+        name: "schemaVersion",
+    })?;
+    values::decimal(v)
+        .map(str::to_string)
+        .map_err(|reason| DuisError::InvalidValue {
+            path: format!("{}/@schemaVersion", root.path),
+            value: clip(v),
+            reason,
+        })
+}
+
+/// Root, header, body choice and trailing signature.
+fn read_envelope<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+) -> Result<(String, RequestHeader, El<'a, 'i>), DuisError> {
+    let root = El::root(doc.root_element());
+    let schema_version = check_root(&root)?;
+    let mut seq = Seq::new(&root, NS_SR, REQUEST_CHILDREN)?;
+    let header_el = seq.required("Header")?;
+    let body_el = seq.required("Body")?;
+    // optional ds:Signature, last; its content is the verifier's business
+    let children = root.element_children()?;
+    if let Some(extra) = children.get(2) {
+        if !extra.is(NS_DS, "Signature") {
+            return Err(DuisError::UnexpectedElement {
+                path: extra.path.clone(),
+                found: xml::expanded(extra.node),
+                expected: "ds:Signature or end of Request".to_string(),
+            });
+        }
+        if let Some(more) = children.get(3) {
+            return Err(if more.is(NS_DS, "Signature") {
+                DuisError::DuplicateElement {
+                    path: more.path.clone(),
+                    max: 1,
+                }
+            } else {
+                DuisError::UnexpectedElement {
+                    path: more.path.clone(),
+                    found: xml::expanded(more.node),
+                    expected: "end of Request".to_string(),
+                }
+            });
+        }
+    }
+    let header = read_header(&header_el)?;
+    body_el.no_attributes()?;
+    let mut bseq = Seq::new(&body_el, NS_SR, &[])?;
+    let body = bseq.any("a Service Request body element")?;
+    if body.node.tag_name().namespace() != Some(NS_SR) {
+        return Err(DuisError::UnexpectedElement {
+            path: body.path.clone(),
+            found: xml::expanded(body.node),
+            expected: "a Service Request body element".to_string(),
+        });
+    }
+    if let Err(e) = bseq.finish() {
+        // a second body element: the body is a choice of exactly one
+        return Err(match e {
+            DuisError::UnexpectedElement { path, .. } => {
+                DuisError::DuplicateElement { path, max: 1 }
+            }
+            other => other,
+        });
+    }
+    let is_cos_body = body.node.tag_name().name() == "UpdateSecurityCredentialsCoS";
+    let is_cos_header = header.service_reference == "6.23";
+    if is_cos_body != is_cos_header {
+        return Err(DuisError::ServiceMismatch {
+            path: body.path.clone(),
+            detail: format!(
+                "body element {} does not match ServiceReference {}",
+                body.node.tag_name().name(),
+                header.service_reference
+            ),
+        });
+    }
+    Ok((schema_version, header, body))
+}
+
+fn read_header(el: &El<'_, '_>) -> Result<RequestHeader, DuisError> {
+    el.no_attributes()?;
+    let mut seq = Seq::new(el, NS_SR, HEADER_CHILDREN)?;
+    let rid = seq.required("RequestID")?;
+    let request_id = read_request_id(&rid)?;
+    let first_in_sequence = match seq.optional("FirstInSequence") {
+        Some(e) => {
+            let t = e.simple_text()?;
+            Some(values::boolean(t).map_err(|r| invalid(&e, t, r))?)
+        }
+        None => None,
+    };
+    let preceding_request_id = match seq.optional("PrecedingServiceRequestID") {
+        Some(e) => Some(read_request_id(&e)?),
+        None => None,
+    };
+    let cv = seq.required("CommandVariant")?;
+    let t = cv.simple_text()?;
+    let n = values::non_negative(t, 9).map_err(|r| invalid(&cv, t, r))?;
+    let command_variant = u8::try_from(n)
+        .ok()
+        .and_then(CommandVariant::new)
+        .ok_or_else(|| invalid(&cv, t, ValueError::NotInEnumeration { allowed: "1 to 9" }))?;
+    let sr = seq.required("ServiceReference")?;
+    let service_reference = sr.simple_text()?;
+    if !SERVICE_REFERENCES.contains(&service_reference) {
+        return Err(invalid(
+            &sr,
+            service_reference,
+            ValueError::NotInEnumeration {
+                allowed: "the DUIS 5.4 Service References",
+            },
+        ));
+    }
+    let srv = seq.required("ServiceReferenceVariant")?;
+    let variant = srv.simple_text()?;
+    if !SERVICE_REFERENCE_VARIANTS.contains(&variant) {
+        return Err(invalid(
+            &srv,
+            variant,
+            ValueError::NotInEnumeration {
+                allowed: "the DUIS 5.4 Service Reference Variants",
+            },
+        ));
+    }
+    if !variant_belongs_to(variant, service_reference) {
+        return Err(DuisError::ServiceMismatch {
+            path: srv.path.clone(),
+            detail: format!(
+                "ServiceReferenceVariant {variant} is not a variant of ServiceReference {service_reference}"
+            ),
+        });
+    }
+    seq.finish()?;
+    Ok(RequestHeader {
+        request_id,
+        first_in_sequence,
+        preceding_request_id,
+        command_variant,
+        service_reference: service_reference.to_string(),
+        service_reference_variant: variant.to_string(),
+    })
+}
+
+/// `6.15.1` belongs to `6.15`, `6.23` to `6.23`.
+pub(crate) fn variant_belongs_to(variant: &str, reference: &str) -> bool {
+    variant == reference
+        || variant
+            .strip_prefix(reference)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+fn read_request_id(el: &El<'_, '_>) -> Result<RequestId, DuisError> {
+    let t = el.simple_text()?;
+    RequestId::parse_token(t).map_err(|source| DuisError::RequestId {
+        path: el.path.clone(),
+        source,
+    })
+}
+
+fn certificate(el: &El<'_, '_>) -> Result<CertificateDer, DuisError> {
+    let t = el.simple_text()?;
+    let der = values::base64(t).map_err(|r| invalid(el, t, r))?;
+    CertificateDer::from_der(der).map_err(|r| invalid(el, t, r))
+}
+
+fn read_cos_body(el: &El<'_, '_>) -> Result<UpdateSecurityCredentialsCoS, DuisError> {
+    el.no_attributes()?;
+    let mut seq = Seq::new(el, NS_SR, COS_CHILDREN)?;
+    let execution = match seq.optional("ExecutionDateTime") {
+        None => Execution::Immediate,
+        Some(e) => {
+            let t = e.simple_text()?;
+            let ts = values::datetime_utc(t).map_err(|r| invalid(&e, t, r))?;
+            if ts == cancellation_sentinel() {
+                Execution::Cancellation
+            } else {
+                Execution::FutureDated(ts)
+            }
+        }
+    };
+    let floor = |e: &El<'_, '_>| -> Result<u64, DuisError> {
+        let t = e.simple_text()?;
+        values::non_negative(t, MAX_FLOOR_SEQ_NUMBER).map_err(|r| invalid(e, t, r))
+    };
+    let supplier_floor_seq_number = floor(&seq.required("SupplierFloorSeqNumber")?)?;
+    let supplier_prepayment_top_up_floor_seq_number =
+        match seq.optional("SupplierPrepaymentTopUpFloorSeqNumber") {
+            Some(e) => Some(floor(&e)?),
+            None => None,
+        };
+    let rc = seq.required("SupplierReplacementCertificates")?;
+    rc.no_attributes()?;
+    let mut rseq = Seq::new(&rc, NS_SR, REPLACEMENT_CHILDREN)?;
+    let digital_signing = certificate(&rseq.required("DigitalSigningCertificate")?)?;
+    let key_agreement = match rseq.optional("KeyAgreementCertificate") {
+        Some(e) => Some(certificate(&e)?),
+        None => None,
+    };
+    let key_agreement_top_up = match rseq.optional("KeyAgreementTopUpCertificate") {
+        Some(e) => Some(certificate(&e)?),
+        None => None,
+    };
+    rseq.finish()?;
+    let cp = seq.required("CertificationPathCertificates")?;
+    cp.no_attributes()?;
+    let mut pseq = Seq::new(&cp, NS_SR, PATH_CHILDREN)?;
+    let certification_path = pseq
+        .repeated("Certificate", 1, 3)?
+        .iter()
+        .map(certificate)
+        .collect::<Result<Vec<_>, _>>()?;
+    pseq.finish()?;
+    let cpv = seq.required("ApplyTimeBasedCPVChecks")?;
+    let t = cpv.simple_text()?;
+    let apply_time_based_cpv_checks = values::boolean(t).map_err(|r| invalid(&cpv, t, r))?;
+    let mp = seq.required("ImportMPxN")?;
+    // xs:string: whitespace is preserved and counts
+    let import_mpxn = mp.simple_text()?;
+    let len = values::char_len(import_mpxn);
+    if !(1..=13).contains(&len) {
+        return Err(invalid(
+            &mp,
+            import_mpxn,
+            ValueError::Length {
+                len,
+                min: 1,
+                max: 13,
+            },
+        ));
+    }
+    seq.finish()?;
+    Ok(UpdateSecurityCredentialsCoS {
+        execution,
+        supplier_floor_seq_number,
+        supplier_prepayment_top_up_floor_seq_number,
+        replacement_certificates: SupplierReplacementCertificates {
+            digital_signing,
+            key_agreement,
+            key_agreement_top_up,
+        },
+        certification_path,
+        apply_time_based_cpv_checks,
+        import_mpxn: import_mpxn.to_string(),
+    })
+}
+
+/// The cancellation sentinel as an instant.
+pub fn cancellation_sentinel() -> Timestamp {
+    // 3000-12-31T00:00:00Z
+    Timestamp::from_second(32_535_129_600).unwrap_or(Timestamp::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_constant_matches() {
+        assert_eq!(cancellation_sentinel().to_string(), CANCELLATION_SENTINEL);
+    }
+
+    #[test]
+    fn every_variant_belongs_to_a_reference() {
+        for v in SERVICE_REFERENCE_VARIANTS {
+            assert!(
+                SERVICE_REFERENCES.iter().any(|r| variant_belongs_to(v, r)),
+                "{v}"
+            );
+        }
+        assert!(variant_belongs_to("6.15.1", "6.15"));
+        assert!(!variant_belongs_to("6.150", "6.15"));
+        assert!(!variant_belongs_to("6.23", "6.2"));
+    }
+}

@@ -1,0 +1,473 @@
+//! Hardened XML parsing: size, DOCTYPE, node, depth, attribute and value caps,
+//! and a sequence cursor that turns schema violations into typed errors with paths.
+
+use roxmltree::{Document, Node, NodeType, ParsingOptions};
+
+use crate::error::{DuisError, clip};
+
+/// `sr` namespace.
+pub const NS_SR: &str = "http://www.dccinterface.co.uk/ServiceUserGateway";
+/// `ra` namespace (MMC).
+pub const NS_RA: &str = "http://www.dccinterface.co.uk/ResponseAndAlert";
+/// `ds` namespace.
+pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// `xsi` namespace.
+pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Caps applied before and while reading a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum document size in bytes (default 1 MiB).
+    pub max_bytes: usize,
+    /// Maximum element depth, the root being 1 (default 32).
+    pub max_depth: usize,
+    /// Maximum number of nodes of every kind (default 10 000).
+    pub max_nodes: u32,
+    /// Maximum number of attributes on one element (default 16).
+    pub max_attributes: usize,
+    /// Maximum length in bytes of one attribute value or text node (default 64 KiB).
+    pub max_value_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1 << 20,
+            max_depth: 32,
+            max_nodes: 10_000,
+            max_attributes: 16,
+            max_value_len: 64 << 10,
+        }
+    }
+}
+
+/// Parse `bytes` with every cap of `limits` enforced and any DOCTYPE refused.
+pub fn parse<'i>(bytes: &'i [u8], limits: &Limits) -> Result<Document<'i>, DuisError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(DuisError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| DuisError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    // roxmltree accepts an empty `<!DOCTYPE x>` even with allow_dtd = false;
+    // the DUIS profile refuses every DOCTYPE.
+    if has_doctype(text) {
+        return Err(DuisError::DoctypeRefused);
+    }
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: limits.max_nodes,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(text, opts).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => DuisError::DoctypeRefused,
+        roxmltree::Error::NodesLimitReached => DuisError::TooManyNodes {
+            limit: limits.max_nodes,
+        },
+        other => DuisError::Xml {
+            message: other.to_string(),
+        },
+    })?;
+    check_shape(&doc, limits)?;
+    Ok(doc)
+}
+
+/// A DOCTYPE can only occur in the prolog, before the first element start tag.
+fn has_doctype(text: &str) -> bool {
+    let mut rest = text;
+    loop {
+        let Some(i) = rest.find('<') else {
+            return false;
+        };
+        rest = &rest[i..];
+        if rest.starts_with("<!DOCTYPE") {
+            return true;
+        } else if let Some(r) = rest.strip_prefix("<!--") {
+            match r.find("-->") {
+                Some(j) => rest = &r[j + 3..],
+                None => return false,
+            }
+        } else if let Some(r) = rest.strip_prefix("<?") {
+            match r.find("?>") {
+                Some(j) => rest = &r[j + 2..],
+                None => return false,
+            }
+        } else {
+            // first element (or garbage the parser will reject)
+            return false;
+        }
+    }
+}
+
+/// Depth, attribute and value caps over the whole tree, iteratively.
+fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), DuisError> {
+    let mut stack: Vec<(Node<'_, '_>, usize)> = vec![(doc.root_element(), 1)];
+    while let Some((node, depth)) = stack.pop() {
+        match node.node_type() {
+            NodeType::Element => {
+                if depth > limits.max_depth {
+                    return Err(DuisError::TooDeep {
+                        path: path_of(node),
+                        depth,
+                        limit: limits.max_depth,
+                    });
+                }
+                let attrs = node.attributes();
+                if attrs.len() > limits.max_attributes {
+                    return Err(DuisError::TooManyAttributes {
+                        path: path_of(node),
+                        count: attrs.len(),
+                        limit: limits.max_attributes,
+                    });
+                }
+                for a in attrs {
+                    if a.value().len() > limits.max_value_len {
+                        return Err(DuisError::ValueTooLong {
+                            path: path_of(node),
+                            what: format!("attribute {}", a.name()),
+                            len: a.value().len(),
+                            limit: limits.max_value_len,
+                        });
+                    }
+                }
+                for c in node.children() {
+                    stack.push((c, depth + 1));
+                }
+            }
+            NodeType::Text | NodeType::Comment | NodeType::PI => {
+                let len = node.text().map_or(0, str::len);
+                if len > limits.max_value_len {
+                    let what = match node.node_type() {
+                        NodeType::Text => "text",
+                        NodeType::Comment => "comment",
+                        _ => "processing instruction",
+                    };
+                    return Err(DuisError::ValueTooLong {
+                        path: node.parent().map_or_else(String::new, path_of),
+                        what: what.to_string(),
+                        len,
+                        limit: limits.max_value_len,
+                    });
+                }
+            }
+            NodeType::Root => {}
+        }
+    }
+    Ok(())
+}
+
+/// `/Request/Body/...` from local names.
+pub fn path_of(node: Node<'_, '_>) -> String {
+    let mut names: Vec<&str> = node
+        .ancestors()
+        .filter(|n| n.is_element())
+        .map(|n| n.tag_name().name())
+        .collect();
+    names.reverse();
+    let mut s = String::new();
+    for n in names {
+        s.push('/');
+        s.push_str(n);
+    }
+    s
+}
+
+/// `{namespace}local` or `local`.
+pub fn expanded(node: Node<'_, '_>) -> String {
+    let t = node.tag_name();
+    match t.namespace() {
+        Some(ns) => format!("{{{ns}}}{}", t.name()),
+        None => t.name().to_string(),
+    }
+}
+
+/// An element together with its path.
+#[derive(Debug, Clone)]
+pub struct El<'a, 'i> {
+    /// The node.
+    pub node: Node<'a, 'i>,
+    /// Its path.
+    pub path: String,
+}
+
+impl<'a, 'i> El<'a, 'i> {
+    /// Wrap the root element.
+    pub fn root(node: Node<'a, 'i>) -> Self {
+        El {
+            path: format!("/{}", node.tag_name().name()),
+            node,
+        }
+    }
+
+    /// Is this `{ns}name`?
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        self.node.tag_name().namespace() == Some(ns) && self.node.tag_name().name() == name
+    }
+
+    /// Reject every attribute.
+    pub fn no_attributes(&self) -> Result<(), DuisError> {
+        match self.node.attributes().next() {
+            Some(a) => Err(DuisError::UnexpectedAttribute {
+                path: self.path.clone(),
+                name: attr_name(&a),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The element children in element-only content: whitespace text is
+    /// skipped; other text, comments and PIs are rejected.
+    pub fn element_children(&self) -> Result<Vec<El<'a, 'i>>, DuisError> {
+        let mut out = Vec::new();
+        for c in self.node.children() {
+            match c.node_type() {
+                NodeType::Element => {
+                    let name = c.tag_name().name();
+                    let same = out
+                        .iter()
+                        .filter(|e: &&El<'_, '_>| e.node.tag_name().name() == name)
+                        .count();
+                    let path = if same == 0 {
+                        format!("{}/{}", self.path, name)
+                    } else {
+                        format!("{}/{}[{}]", self.path, name, same + 1)
+                    };
+                    out.push(El { node: c, path });
+                }
+                NodeType::Text => {
+                    let t = c.text().unwrap_or("");
+                    if !t.chars().all(crate::ids::is_xml_ws) {
+                        return Err(DuisError::UnexpectedContent {
+                            path: self.path.clone(),
+                            what: format!("text {:?}", clip(t.trim())),
+                        });
+                    }
+                }
+                NodeType::Comment => {
+                    return Err(DuisError::UnexpectedContent {
+                        path: self.path.clone(),
+                        what: "comment".to_string(),
+                    });
+                }
+                NodeType::PI => {
+                    return Err(DuisError::UnexpectedContent {
+                        path: self.path.clone(),
+                        what: "processing instruction".to_string(),
+                    });
+                }
+                NodeType::Root => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text of a simple-typed element (no attributes, no children but text).
+    pub fn simple_text(&self) -> Result<&'a str, DuisError> {
+        self.no_attributes()?;
+        let mut text: Option<&'a str> = None;
+        for c in self.node.children() {
+            match c.node_type() {
+                NodeType::Text => {
+                    if text.is_some() {
+                        // roxmltree merges adjacent text; two nodes means something sat between
+                        return Err(DuisError::UnexpectedContent {
+                            path: self.path.clone(),
+                            what: "split text".to_string(),
+                        });
+                    }
+                    text = c.text();
+                }
+                NodeType::Element => {
+                    return Err(DuisError::UnexpectedContent {
+                        path: self.path.clone(),
+                        what: format!("child element {}", expanded(c)),
+                    });
+                }
+                NodeType::Comment => {
+                    return Err(DuisError::UnexpectedContent {
+                        path: self.path.clone(),
+                        what: "comment".to_string(),
+                    });
+                }
+                NodeType::PI => {
+                    return Err(DuisError::UnexpectedContent {
+                        path: self.path.clone(),
+                        what: "processing instruction".to_string(),
+                    });
+                }
+                NodeType::Root => {}
+            }
+        }
+        Ok(text.unwrap_or(""))
+    }
+}
+
+/// `prefix-less {ns}local` for an attribute.
+pub fn attr_name(a: &roxmltree::Attribute<'_, '_>) -> String {
+    match a.namespace() {
+        Some(ns) => format!("{{{ns}}}{}", a.name()),
+        None => a.name().to_string(),
+    }
+}
+
+/// Reads an element sequence in schema order.
+#[derive(Debug)]
+pub struct Seq<'a, 'i> {
+    parent: String,
+    items: Vec<El<'a, 'i>>,
+    pos: usize,
+    ns: &'static str,
+    /// The local names the parent's content model knows, in order.
+    known: &'static [&'static str],
+    /// (name, max occurrences) already consumed.
+    seen: Vec<(&'static str, usize)>,
+}
+
+impl<'a, 'i> Seq<'a, 'i> {
+    /// Start reading the element children of `parent`.
+    pub fn new(
+        parent: &El<'a, 'i>,
+        ns: &'static str,
+        known: &'static [&'static str],
+    ) -> Result<Self, DuisError> {
+        Ok(Seq {
+            parent: parent.path.clone(),
+            items: parent.element_children()?,
+            pos: 0,
+            ns,
+            known,
+            seen: Vec::new(),
+        })
+    }
+
+    fn peek(&self) -> Option<&El<'a, 'i>> {
+        self.items.get(self.pos)
+    }
+
+    /// Take the next element if it is `name` (0..1).
+    pub fn optional(&mut self, name: &'static str) -> Option<El<'a, 'i>> {
+        match self.peek() {
+            Some(e) if e.is(self.ns, name) => {
+                let e = e.clone();
+                self.pos += 1;
+                self.seen.push((name, 1));
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+
+    /// Take the next element, which must be `name` (1..1).
+    pub fn required(&mut self, name: &'static str) -> Result<El<'a, 'i>, DuisError> {
+        match self.optional(name) {
+            Some(e) => Ok(e),
+            None => Err(self.fault(name)),
+        }
+    }
+
+    /// Take `min..=max` consecutive `name` elements.
+    pub fn repeated(
+        &mut self,
+        name: &'static str,
+        min: usize,
+        max: usize,
+    ) -> Result<Vec<El<'a, 'i>>, DuisError> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.peek() {
+                Some(e) if e.is(self.ns, name) => {
+                    out.push(e.clone());
+                    self.pos += 1;
+                }
+                _ => break,
+            }
+        }
+        if out.len() < min {
+            return Err(self.fault(name));
+        }
+        self.seen.push((name, max));
+        Ok(out)
+    }
+
+    /// Take the next element whatever it is (a choice); `what` names the choice.
+    pub fn any(&mut self, what: &'static str) -> Result<El<'a, 'i>, DuisError> {
+        match self.peek() {
+            Some(e) => {
+                let e = e.clone();
+                self.pos += 1;
+                Ok(e)
+            }
+            None => Err(DuisError::MissingElement {
+                path: self.parent.clone(),
+                name: what,
+            }),
+        }
+    }
+
+    /// No more elements may follow.
+    pub fn finish(self) -> Result<(), DuisError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.fault("end of content")),
+        }
+    }
+
+    /// Classify what sits where `wanted` was expected.
+    fn fault(&self, wanted: &'static str) -> DuisError {
+        let Some(e) = self.peek() else {
+            return DuisError::MissingElement {
+                path: self.parent.clone(),
+                name: wanted,
+            };
+        };
+        let local = e.node.tag_name().name();
+        let in_ns = e.node.tag_name().namespace() == Some(self.ns);
+        if in_ns {
+            if let Some((_, max)) = self.seen.iter().find(|(n, _)| *n == local) {
+                return DuisError::DuplicateElement {
+                    path: e.path.clone(),
+                    max: *max,
+                };
+            }
+            let found_at = self.known.iter().position(|n| *n == local);
+            let wanted_at = self
+                .known
+                .iter()
+                .position(|n| *n == wanted)
+                .unwrap_or(self.known.len());
+            match found_at {
+                // a later element while `wanted` is still due: `wanted` is
+                // misplaced if it follows, missing otherwise
+                Some(f) if f > wanted_at => {
+                    let follows = self.items[self.pos..].iter().any(|x| x.is(self.ns, wanted));
+                    if follows {
+                        return DuisError::MisplacedElement {
+                            path: e.path.clone(),
+                            expected: wanted.to_string(),
+                        };
+                    }
+                    return DuisError::MissingElement {
+                        path: self.parent.clone(),
+                        name: wanted,
+                    };
+                }
+                Some(_) => {
+                    return DuisError::MisplacedElement {
+                        path: e.path.clone(),
+                        expected: wanted.to_string(),
+                    };
+                }
+                None => {}
+            }
+        }
+        DuisError::UnexpectedElement {
+            path: e.path.clone(),
+            found: expanded(e.node),
+            expected: wanted.to_string(),
+        }
+    }
+}
