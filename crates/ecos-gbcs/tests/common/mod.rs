@@ -58,20 +58,20 @@ pub fn cert_key(fx: &Path, eui: Eui64, kind: &str) -> P256PublicKey {
     cert_key_at(&path)
 }
 
-/// The public key of a PEM certificate file.
+/// The public key of a certificate file.
 pub fn cert_key_at(path: &Path) -> P256PublicKey {
-    use der::DecodePem;
-    let pem = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let cert = x509_cert::Certificate::from_pem(&pem).unwrap();
-    let spki = cert.tbs_certificate().subject_public_key_info();
-    P256PublicKey::from_sec1(spki.subject_public_key.raw_bytes()).unwrap()
+    ecos_smki::Certificate::load(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .public_key()
+        .clone()
 }
 
-/// The DER of a PEM certificate file.
+/// The DER of a certificate file.
 pub fn cert_der(path: &Path) -> Vec<u8> {
-    let pem = std::fs::read_to_string(path).unwrap();
-    let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
-    der
+    ecos_smki::Certificate::load(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .der()
+        .to_vec()
 }
 
 /// A keystore private key.
