@@ -21,14 +21,23 @@ enum Command {
     /// SMKI certificates: inspect them and build a test PKI.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
+    /// Run the service: DUIS endpoint, polling, metrics, health and admin API.
+    Serve(cmd::serve::ServeArgs),
+    /// Show or check the effective configuration.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
 }
 
 mod cmd;
+mod config;
+mod serve;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Pki(c) => cmd::pki::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Config(c) => cmd::config::run(c),
     }
 }
 

@@ -1,2 +1,4 @@
 //! One module per top-level command.
 pub mod pki;
+pub mod config;
+pub mod serve;

@@ -1,0 +1,98 @@
+//! `ecos serve`: run the service.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{ConfigArgs, LogConfig, LogFormat};
+use crate::serve::{Parts, Server, Settings, tls};
+
+/// `ecos serve` arguments: the configuration flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Install the tracing subscriber for `log`.
+pub fn init_logging(log: &LogConfig) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
+        .with_context(|| format!("log.filter {:?} is not a valid filter", log.filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let r = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    r.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// Run `ecos serve`.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    init_logging(&config.log)?;
+    // Refuse to start with unprotected or unusable keys (the TLS key included).
+    config.check_key_files()?;
+    let _keys = config.load_keys()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let tls = match (&config.http.tls.cert, &config.http.tls.key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(
+            Settings::from(&config),
+            tls,
+            Parts {
+                config: Some(config.clone()),
+                ..Parts::default()
+            },
+        )
+        .await?;
+        let addr = server.local_addr();
+        println!("ecos: listening on {scheme}://{addr}");
+        tracing::info!(%addr, scheme, admin_api = config.admin.token.is_some(), "listening");
+        tracing::warn!(
+            "no DUIS request handler is wired in yet: /readyz reports not ready and /api/v1/serviceS answers 503"
+        );
+        let _handle = Arc::new(server.handle());
+        server.run(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+/// Resolve on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("ctrl-c received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,1 @@
+//! In-process tests over real HTTP on loopback.
