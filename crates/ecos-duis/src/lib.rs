@@ -15,6 +15,7 @@ mod error;
 mod ids;
 mod request;
 mod values;
+pub mod write;
 pub mod xml;
 
 pub use error::{DuisError, ValueError, WriteError};
@@ -23,5 +24,12 @@ pub use request::{
     CANCELLATION_SENTINEL, CertificateDer, CommandVariant, CosRequest, DuisRequest, Execution,
     MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
     UpdateSecurityCredentialsCoS, cancellation_sentinel, read_request, read_request_header,
+};
+pub use write::{
+    Asn1Status, CertificateType, ChangeOfSupplier, CredentialsReplacementMode, DccAlert,
+    DccAlertBody, DccAlertCode, DeviceType, EcosAlert, ExecutionOutcome, FutureDatedOutcome,
+    MeterMpxns, MmcCosAlert, MmcHeader, RemotePartyRole, RemotePartySeqNumberChange,
+    ReplacementOutcome, ResponseCode, acknowledgement, dcc_alert, device_response,
+    error_acknowledgement, future_dated_response, mmc_cos_alert, mmc_cos_response,
 };
 pub use xml::Limits;
