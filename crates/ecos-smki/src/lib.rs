@@ -5,6 +5,7 @@
 //! - [`Certificate`]: a parsed, profile-checked SMKI certificate.
 //! - [`Mpids`]: MPIDs from the CN of an XML Sign certificate, under [`MpidRules`].
 //! - [`validate_path`]: certification path validation against a [`TrustStore`].
+//! - [`testpki`]: a deterministic test PKI with the SMKI profile.
 //! - [`keys`]: the [`Signer`] and [`KeyAgreement`] traits, P-256 public keys,
 //!   and the software implementation on aws-lc-rs.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod keys;
 mod mpid;
 mod path;
 mod role;
+pub mod testpki;
 
 pub use cert::{CertError, CertKind, Certificate, KeyUsage};
 pub use eui::{Eui64, EuiError};
@@ -28,3 +30,4 @@ pub use path::{
     validate_path,
 };
 pub use role::{Role, RoleError};
+pub use testpki::{TestPki, TestPkiError, TestPkiSpec};

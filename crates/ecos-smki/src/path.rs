@@ -192,6 +192,8 @@ pub struct PathPolicy {
     pub allowed_policies: Vec<String>,
     /// Require each non-anchor certificate's AKI to equal its issuer's SKI
     /// (default true; the 8-byte identifiers are how GBCS names cells).
+    /// When false, key identifiers are ignored and only names and
+    /// signatures select the issuer.
     pub require_key_identifiers: bool,
 }
 
@@ -440,10 +442,9 @@ fn find_issuer<'a>(
     let keyed: Vec<&Certificate> = named
         .iter()
         .copied()
-        .filter(|c| match (cert.aki(), c.ski()) {
-            (Some(aki), Some(ski)) => aki == ski,
-            (None, _) => !policy.require_key_identifiers,
-            (Some(_), None) => !policy.require_key_identifiers,
+        .filter(|c| {
+            !policy.require_key_identifiers
+                || matches!((cert.aki(), c.ski()), (Some(aki), Some(ski)) if aki == ski)
         })
         .collect();
     if keyed.is_empty() {

@@ -1,0 +1,978 @@
+//! A complete, deterministic test SMKI, with the profile of the ZAZ1 test
+//! PKI (`smki.md` §1, §3, §4.2).
+//!
+//! - a root (`OU=00`), an issuing CA (`OU=07`, pathlen 0) and a device CA
+//!   (pathlen 0), all under the root;
+//! - per supplier organisation: the XML Sign certificate (`OU=87`, CN = the
+//!   MPIDs, e.g. `ACEE ACG`), supplier DS (CN = organisation name), KA and
+//!   prepayment top-up KA (`OU=02`);
+//! - the DCC parties: transitional CoS and enduring CoS (both `OU=05` DS,
+//!   different keys), ACB KA (`OU=04`) and DSP XML sign (`OU=89`);
+//! - device DS and KA certificates (empty subject, EUI in the SAN
+//!   hardwareModuleName, device policy, notAfter `99991231235959Z`).
+//!
+//! Every key, serial and signature derives from the seed and the
+//! credential's label (for devices: the EUI), so the output is reproducible
+//! byte for byte, and any one device's credentials can be minted on their
+//! own with [`TestPki::mint_device`], independent of the others.
+//!
+//! Keys are generated and certificates signed with the pure-Rust `p256`
+//! crate (RFC 6979 deterministic ECDSA); they are verified with aws-lc-rs.
+
+use std::path::Path;
+
+use der::asn1::ObjectIdentifier;
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer as _;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng as _, SeedableRng};
+
+use crate::cert::oid;
+use crate::{CertError, Certificate, Eui64, KeyError, Role};
+
+/// Why a test PKI could not be generated or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestPkiError {
+    /// The spec is inconsistent.
+    #[error("test PKI spec: {0}")]
+    Spec(String),
+    /// A generated certificate did not parse (a builder defect).
+    #[error("generated certificate {label}: {source}")]
+    Cert {
+        /// The credential.
+        label: String,
+        /// The parse error.
+        source: CertError,
+    },
+    /// Key encoding failed.
+    #[error("key {label}: {detail}")]
+    Key {
+        /// The credential.
+        label: String,
+        /// What failed.
+        detail: String,
+    },
+    /// Writing a file failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A supplier organisation of the test PKI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSpec {
+    /// A display name; also the CN of the supplier DS certificate.
+    pub name: String,
+    /// The organisation EUI-64.
+    pub eui: Eui64,
+    /// The CN of the XML Sign certificate: its MPIDs, e.g. `ACEE ACG`
+    /// (absent or empty: no CN).
+    #[serde(default)]
+    pub mpids_cn: Option<String>,
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestPkiSpec {
+    /// The seed every key, serial and signature derives from.
+    pub seed: u64,
+    /// notBefore of every certificate.
+    pub not_before: jiff::Timestamp,
+    /// Lifetime of organisation certificates, in years.
+    pub org_years: i16,
+    /// Lifetime of the CA certificates, in years.
+    pub ca_years: i16,
+    /// CN of the root (`OU=00`).
+    pub root_cn: String,
+    /// CN of the issuing CA (`OU=07`).
+    pub issuing_ca_cn: String,
+    /// CN of the device CA.
+    pub device_ca_cn: String,
+    /// The supplier organisations.
+    pub suppliers: Vec<OrgSpec>,
+    /// EUI of the transitional CoS party.
+    pub tcos_eui: Eui64,
+    /// EUI of the enduring CoS party (the RTDS migration keeps the TCoS EUI).
+    pub ecos_eui: Eui64,
+    /// EUI of the access control broker.
+    pub acb_eui: Eui64,
+    /// EUI of the DSP (XML signer of responses).
+    pub dsp_eui: Eui64,
+    /// Device EUIs to issue DS and KA certificates for.
+    pub devices: Vec<Eui64>,
+}
+
+impl Default for TestPkiSpec {
+    fn default() -> Self {
+        Self::demo()
+    }
+}
+
+fn eui(v: u64) -> Eui64 {
+    Eui64::from_u64(v)
+}
+
+impl TestPkiSpec {
+    /// Three suppliers (`ACEE ACG`, `BDEE BDG`, electricity-only `CFEE`),
+    /// the DCC parties at their RTDS EUIs and four devices.
+    pub fn demo() -> Self {
+        TestPkiSpec {
+            seed: 1,
+            not_before: jiff::Timestamp::from_second(1_735_689_600).unwrap_or_default(), // 2025-01-01
+            org_years: 10,
+            ca_years: 30,
+            root_cn: "ZT".into(),
+            issuing_ca_cn: "Z1T".into(),
+            device_ca_cn: "DT".into(),
+            suppliers: vec![
+                OrgSpec {
+                    name: "Supplier A".into(),
+                    eui: eui(0x90B3_D51F_3001_0000),
+                    mpids_cn: Some("ACEE ACG".into()),
+                },
+                OrgSpec {
+                    name: "Supplier B".into(),
+                    eui: eui(0x90B3_D51F_3003_0000),
+                    mpids_cn: Some("BDEE BDG".into()),
+                },
+                OrgSpec {
+                    name: "Supplier C".into(),
+                    eui: eui(0x90B3_D51F_3004_0000),
+                    mpids_cn: Some("CFEE".into()),
+                },
+            ],
+            tcos_eui: eui(0x90B3_D51F_3000_0004),
+            ecos_eui: eui(0x90B3_D51F_3000_0004),
+            acb_eui: eui(0x90B3_D51F_3000_0002),
+            dsp_eui: eui(0x90B3_D51F_3000_0002),
+            devices: (0xA0..=0xA3)
+                .map(|i| eui(0x00DB_1234_5678_9000 | i))
+                .collect(),
+        }
+    }
+}
+
+/// A certificate with its private key (PKCS#8 DER).
+#[derive(Clone)]
+pub struct Credential {
+    /// The certificate.
+    pub cert: Certificate,
+    /// The private key, PKCS#8 DER.
+    pub key: Vec<u8>,
+    label: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("label", &self.label)
+            .field("cert", &self.cert)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credential {
+    /// `(certificate, PKCS#8 DER key)`.
+    pub fn pair(&self) -> (Certificate, Vec<u8>) {
+        (self.cert.clone(), self.key.clone())
+    }
+
+    /// The label, e.g. `org/90B3D51F30010000/xml-sign`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The private key as PKCS#8 PEM.
+    pub fn key_pem(&self) -> String {
+        der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &self.key)
+            .unwrap_or_default()
+    }
+
+    /// A software signer over the key.
+    pub fn signer(&self) -> Result<crate::SoftwareSigner, KeyError> {
+        crate::SoftwareSigner::from_bytes(&self.key)
+    }
+
+    /// A software key-agreement key over the key.
+    pub fn key_agreement(&self) -> Result<crate::SoftwareKeyAgreement, KeyError> {
+        crate::SoftwareKeyAgreement::from_bytes(&self.key)
+    }
+}
+
+/// The four credentials of a supplier organisation.
+#[derive(Debug, Clone)]
+pub struct OrgCredentials {
+    /// What was asked for.
+    pub spec: OrgSpec,
+    /// XML Sign (`OU=87`, CN = MPIDs).
+    pub xml_sign: Credential,
+    /// Supplier digital signing (`OU=02`, DS).
+    pub ds: Credential,
+    /// Supplier key agreement (`OU=02`, KA).
+    pub ka: Credential,
+    /// Supplier prepayment top-up key agreement (`OU=02`, KA).
+    pub pp_ka: Credential,
+}
+
+/// A device's DS and KA credentials.
+#[derive(Debug, Clone)]
+pub struct DeviceCredentials {
+    /// The device EUI.
+    pub eui: Eui64,
+    /// Digital signing.
+    pub ds: Credential,
+    /// Key agreement.
+    pub ka: Credential,
+}
+
+/// A generated test PKI.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    spec: TestPkiSpec,
+    root: Credential,
+    issuing_ca: Credential,
+    device_ca: Credential,
+    device_ca_key: SigningKey,
+    orgs: Vec<OrgCredentials>,
+    tcos: Credential,
+    ecos: Credential,
+    acb_ka: Credential,
+    dsp_xml_sign: Credential,
+    devices: Vec<DeviceCredentials>,
+}
+
+// ---------------------------------------------------------------- DER writer
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 4);
+    out.push(tag);
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn oid_tlv(o: &ObjectIdentifier) -> Vec<u8> {
+    tlv(0x06, o.as_bytes())
+}
+
+fn uint(bytes: &[u8]) -> Vec<u8> {
+    let b: Vec<u8> = bytes.iter().copied().skip_while(|&x| x == 0).collect();
+    let mut content = Vec::with_capacity(b.len() + 1);
+    if b.first().is_none_or(|&x| x >= 0x80) {
+        content.push(0);
+    }
+    content.extend(b);
+    tlv(0x02, &content)
+}
+
+fn time(t: jiff::Timestamp) -> Vec<u8> {
+    let dt = t.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    if dt.year() < 2050 {
+        tlv(0x17, dt.strftime("%y%m%d%H%M%SZ").to_string().as_bytes())
+    } else {
+        tlv(0x18, dt.strftime("%Y%m%d%H%M%SZ").to_string().as_bytes())
+    }
+}
+
+fn atv(o: &ObjectIdentifier, value: &[u8]) -> Vec<u8> {
+    tlv(0x31, &seq(&[&oid_tlv(o), value]))
+}
+
+fn ext(o: &ObjectIdentifier, critical: bool, value: &[u8]) -> Vec<u8> {
+    if critical {
+        seq(&[&oid_tlv(o), &[0x01, 0x01, 0xFF], &tlv(0x04, value)])
+    } else {
+        seq(&[&oid_tlv(o), &tlv(0x04, value)])
+    }
+}
+
+fn ski_of(public: &[u8]) -> [u8; 8] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d.as_ref()[..8]);
+    out[0] = 0x40 | (out[0] & 0x0F);
+    out
+}
+
+// ----------------------------------------------------------- certificate kinds
+
+#[derive(Clone, Copy)]
+enum Usage {
+    Ds,
+    Ka,
+}
+
+enum Subject<'a> {
+    Ca {
+        ou: Option<&'a str>,
+        cn: &'a str,
+    },
+    Org {
+        cn: Option<&'a str>,
+        role: Role,
+        eui: Eui64,
+    },
+    Device {
+        eui: Eui64,
+    },
+}
+
+struct Issuer<'a> {
+    name_der: &'a [u8],
+    ski: &'a [u8],
+    key: &'a SigningKey,
+}
+
+struct Tbs<'a> {
+    subject: Subject<'a>,
+    usage: Option<Usage>,
+    path_len: Option<u8>,
+    policies: &'a [ObjectIdentifier],
+    not_before: jiff::Timestamp,
+    not_after: Option<jiff::Timestamp>,
+}
+
+fn subject_der(s: &Subject<'_>) -> Vec<u8> {
+    match s {
+        Subject::Ca { ou, cn } => {
+            let mut parts = Vec::new();
+            if let Some(ou) = ou {
+                parts.push(atv(&oid::OU, &tlv(0x13, ou.as_bytes())));
+            }
+            parts.push(atv(&oid::CN, &tlv(0x13, cn.as_bytes())));
+            tlv(0x30, &parts.concat())
+        }
+        Subject::Org { cn, role, eui } => {
+            let mut parts = Vec::new();
+            if let Some(cn) = cn.filter(|c| !c.is_empty()) {
+                parts.push(atv(&oid::CN, &tlv(0x0C, cn.as_bytes())));
+            }
+            parts.push(atv(&oid::OU, &tlv(0x0C, role.ou().as_bytes())));
+            let mut bits = vec![0u8];
+            bits.extend(eui.as_bytes());
+            parts.push(atv(&oid::UNIQUE_ID, &tlv(0x03, &bits)));
+            tlv(0x30, &parts.concat())
+        }
+        Subject::Device { .. } => vec![0x30, 0x00],
+    }
+}
+
+/// Derive a ChaCha20 RNG for one credential from the seed and its label.
+fn rng_for(seed: u64, label: &str) -> ChaCha20Rng {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"ecos-smki testpki v1\0");
+    ctx.update(&seed.to_be_bytes());
+    ctx.update(label.as_bytes());
+    let mut s = [0u8; 32];
+    s.copy_from_slice(ctx.finish().as_ref());
+    ChaCha20Rng::from_seed(s)
+}
+
+fn key_pkcs8(label: &str, key: &SigningKey) -> Result<Vec<u8>, TestPkiError> {
+    use pkcs8::EncodePrivateKey as _;
+    key.to_pkcs8_der()
+        .map(|d| d.as_bytes().to_vec())
+        .map_err(|e| TestPkiError::Key {
+            label: label.into(),
+            detail: e.to_string(),
+        })
+}
+
+/// Build, sign and parse one certificate. `issuer` None: self-signed.
+fn build(
+    seed: u64,
+    label: &str,
+    tbs: &Tbs<'_>,
+    issuer: Option<&Issuer<'_>>,
+) -> Result<(Credential, SigningKey), TestPkiError> {
+    let mut rng = rng_for(seed, label);
+    let key = loop {
+        let mut scalar = [0u8; 32];
+        rng.fill_bytes(&mut scalar);
+        // Rejection sampling: zero or >= n is astronomically rare.
+        if let Ok(k) = SigningKey::from_slice(&scalar) {
+            break k;
+        }
+    };
+    let mut serial = [0u8; 16];
+    rng.fill_bytes(&mut serial);
+    serial[0] = (serial[0] & 0x3F) | 0x10;
+
+    let public = key.verifying_key().to_sec1_point(false);
+    let public = public.as_bytes();
+    let ski = ski_of(public);
+    let subject = subject_der(&tbs.subject);
+    let (issuer_name, issuer_ski, signer) = match issuer {
+        Some(i) => (i.name_der.to_vec(), Some(i.ski.to_vec()), i.key),
+        None => (subject.clone(), None, &key),
+    };
+
+    let alg = seq(&[&oid_tlv(&oid::ECDSA_WITH_SHA256)]);
+    let validity = seq(&[
+        &time(tbs.not_before),
+        &match tbs.not_after {
+            Some(t) => time(t),
+            None => tlv(0x18, b"99991231235959Z"),
+        },
+    ]);
+    let mut bitkey = vec![0u8];
+    bitkey.extend_from_slice(public);
+    let spki = seq(&[
+        &seq(&[&oid_tlv(&oid::EC_PUBLIC_KEY), &oid_tlv(&oid::PRIME256V1)]),
+        &tlv(0x03, &bitkey),
+    ]);
+
+    let ku: &[u8] = match (tbs.usage, tbs.path_len) {
+        (_, Some(_)) => &[0x03, 0x02, 0x01, 0x06],
+        (Some(Usage::Ka), None) => &[0x03, 0x02, 0x03, 0x08],
+        (Some(Usage::Ds), None) | (None, None) => &[0x03, 0x02, 0x07, 0x80],
+    };
+    let policies: Vec<u8> = tbs
+        .policies
+        .iter()
+        .flat_map(|p| seq(&[&oid_tlv(p)]))
+        .collect();
+    let policies = tlv(0x30, &policies);
+    let ski_ext = ext(&oid::SKI, false, &tlv(0x04, &ski));
+    let aki_ext = issuer_ski.map(|s| ext(&oid::AKI, false, &seq(&[&tlv(0x80, &s)])));
+    let mut exts: Vec<Vec<u8>> = vec![ext(&oid::KEY_USAGE, true, ku)];
+    match (&tbs.subject, tbs.path_len) {
+        (_, Some(pl)) => {
+            exts.push(ext(
+                &oid::BASIC_CONSTRAINTS,
+                true,
+                &seq(&[&[0x01, 0x01, 0xFF], &[0x02, 0x01, pl]]),
+            ));
+            exts.push(ext(&oid::CERT_POLICIES, true, &policies));
+            exts.push(ski_ext);
+        }
+        (Subject::Device { eui }, None) => {
+            let hw = seq(&[&oid_tlv(&oid::DEVICE_HW_TYPE), &tlv(0x04, eui.as_bytes())]);
+            // otherName [0] { type-id, [0] EXPLICIT value }
+            let other = tlv(
+                0xA0,
+                &[oid_tlv(&oid::HARDWARE_MODULE_NAME), tlv(0xA0, &hw)].concat(),
+            );
+            exts.push(ski_ext);
+            exts.push(ext(&oid::SAN, true, &tlv(0x30, &other)));
+            exts.push(ext(&oid::CERT_POLICIES, true, &policies));
+        }
+        (_, None) => {
+            exts.push(ski_ext);
+            exts.push(ext(&oid::CERT_POLICIES, true, &policies));
+        }
+    }
+    exts.extend(aki_ext);
+    let exts = tlv(0xA3, &tlv(0x30, &exts.concat()));
+
+    let tbs_der = seq(&[
+        &[0xA0, 0x03, 0x02, 0x01, 0x02],
+        &uint(&serial),
+        &alg,
+        &issuer_name,
+        &validity,
+        &subject,
+        &spki,
+        &exts,
+    ]);
+    let sig: p256::ecdsa::Signature = signer.sign(&tbs_der);
+    let mut sig_bits = vec![0u8];
+    sig_bits.extend_from_slice(sig.to_der().as_bytes());
+    let der = seq(&[&tbs_der, &alg, &tlv(0x03, &sig_bits)]);
+
+    let cert = Certificate::from_der(&der).map_err(|source| TestPkiError::Cert {
+        label: label.into(),
+        source,
+    })?;
+    let cred = Credential {
+        cert,
+        key: key_pkcs8(label, &key)?,
+        label: label.into(),
+    };
+    Ok((cred, key))
+}
+
+fn years_after(t: jiff::Timestamp, years: i16) -> Result<jiff::Timestamp, TestPkiError> {
+    let z = t.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    z.checked_add(jiff::Span::new().years(years))
+        .and_then(|z| z.checked_sub(jiff::Span::new().seconds(1)))
+        .map(|z| z.timestamp())
+        .map_err(|e| TestPkiError::Spec(format!("lifetime of {years} years: {e}")))
+}
+
+impl TestPki {
+    /// Generate every credential of `spec`.
+    pub fn generate(spec: &TestPkiSpec) -> Result<TestPki, TestPkiError> {
+        let mut seen = std::collections::HashSet::new();
+        for o in &spec.suppliers {
+            if !seen.insert(o.eui) {
+                return Err(TestPkiError::Spec(format!(
+                    "supplier EUI {} appears twice",
+                    o.eui
+                )));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for d in &spec.devices {
+            if !seen.insert(*d) {
+                return Err(TestPkiError::Spec(format!("device EUI {d} appears twice")));
+            }
+        }
+        let nb = spec.not_before;
+        let ca_end = years_after(nb, spec.ca_years)?;
+        let org_end = years_after(nb, spec.org_years)?;
+        let seed = spec.seed;
+        let both = [oid::TEST_ORG_POLICY, oid::TEST_DEVICE_POLICY];
+        let org_pol = [oid::TEST_ORG_POLICY];
+        let dev_pol = [oid::TEST_DEVICE_POLICY];
+
+        let (root, root_key) = build(
+            seed,
+            "ca/root",
+            &Tbs {
+                subject: Subject::Ca {
+                    ou: Some("00"),
+                    cn: &spec.root_cn,
+                },
+                usage: None,
+                path_len: Some(1),
+                policies: &both,
+                not_before: nb,
+                not_after: Some(ca_end),
+            },
+            None,
+        )?;
+        let root_issuer = Issuer {
+            name_der: root.cert.subject_der(),
+            ski: root.cert.ski().unwrap_or_default(),
+            key: &root_key,
+        };
+        let ca = |label: &str, ou: Option<&'static str>, cn: &str, pol: &[ObjectIdentifier]| {
+            build(
+                seed,
+                label,
+                &Tbs {
+                    subject: Subject::Ca { ou, cn },
+                    usage: None,
+                    path_len: Some(0),
+                    policies: pol,
+                    not_before: nb,
+                    not_after: Some(ca_end),
+                },
+                Some(&root_issuer),
+            )
+        };
+        let (issuing_ca, issuing_key) =
+            ca("ca/issuing-ca", Some("07"), &spec.issuing_ca_cn, &org_pol)?;
+        let (device_ca, device_ca_key) = ca("ca/device-ca", None, &spec.device_ca_cn, &dev_pol)?;
+
+        let issuer = Issuer {
+            name_der: issuing_ca.cert.subject_der(),
+            ski: issuing_ca.cert.ski().unwrap_or_default(),
+            key: &issuing_key,
+        };
+        let org = |label: String, cn: Option<&str>, role: Role, eui: Eui64, usage: Usage| {
+            build(
+                seed,
+                &label,
+                &Tbs {
+                    subject: Subject::Org { cn, role, eui },
+                    usage: Some(usage),
+                    path_len: None,
+                    policies: &org_pol,
+                    not_before: nb,
+                    not_after: Some(org_end),
+                },
+                Some(&issuer),
+            )
+            .map(|(c, _)| c)
+        };
+
+        let mut orgs = Vec::with_capacity(spec.suppliers.len());
+        for o in &spec.suppliers {
+            let p = format!("org/{}", o.eui.to_compact());
+            orgs.push(OrgCredentials {
+                spec: o.clone(),
+                xml_sign: org(
+                    format!("{p}/xml-sign"),
+                    o.mpids_cn.as_deref(),
+                    Role::XmlSign,
+                    o.eui,
+                    Usage::Ds,
+                )?,
+                ds: org(
+                    format!("{p}/ds"),
+                    Some(&o.name),
+                    Role::Supplier,
+                    o.eui,
+                    Usage::Ds,
+                )?,
+                ka: org(format!("{p}/ka"), None, Role::Supplier, o.eui, Usage::Ka)?,
+                pp_ka: org(format!("{p}/pp-ka"), None, Role::Supplier, o.eui, Usage::Ka)?,
+            });
+        }
+        let tcos = org(
+            "dcc/tcos-ds".into(),
+            None,
+            Role::TransitionalCos,
+            spec.tcos_eui,
+            Usage::Ds,
+        )?;
+        let ecos = org(
+            "dcc/ecos-ds".into(),
+            None,
+            Role::TransitionalCos,
+            spec.ecos_eui,
+            Usage::Ds,
+        )?;
+        let acb_ka = org(
+            "dcc/acb-ka".into(),
+            None,
+            Role::AccessControlBroker,
+            spec.acb_eui,
+            Usage::Ka,
+        )?;
+        let dsp_xml_sign = org(
+            "dcc/dsp-xml-sign".into(),
+            None,
+            Role::DspXmlSign,
+            spec.dsp_eui,
+            Usage::Ds,
+        )?;
+
+        let mut pki = TestPki {
+            spec: spec.clone(),
+            root,
+            issuing_ca,
+            device_ca,
+            device_ca_key,
+            orgs,
+            tcos,
+            ecos,
+            acb_ka,
+            dsp_xml_sign,
+            devices: Vec::new(),
+        };
+        pki.devices = spec
+            .devices
+            .iter()
+            .map(|&d| pki.mint_device(d))
+            .collect::<Result<_, _>>()?;
+        Ok(pki)
+    }
+
+    /// Mint the DS and KA credentials of any device, deterministically from
+    /// the seed and its EUI (independent of the spec's device list).
+    pub fn mint_device(&self, eui: Eui64) -> Result<DeviceCredentials, TestPkiError> {
+        let issuer = Issuer {
+            name_der: self.device_ca.cert.subject_der(),
+            ski: self.device_ca.cert.ski().unwrap_or_default(),
+            key: &self.device_ca_key,
+        };
+        let dev = |usage: Usage, suffix: &str| {
+            build(
+                self.spec.seed,
+                &format!("device/{}/{suffix}", eui.to_compact()),
+                &Tbs {
+                    subject: Subject::Device { eui },
+                    usage: Some(usage),
+                    path_len: None,
+                    policies: &[oid::TEST_DEVICE_POLICY],
+                    not_before: self.spec.not_before,
+                    not_after: None,
+                },
+                Some(&issuer),
+            )
+            .map(|(c, _)| c)
+        };
+        Ok(DeviceCredentials {
+            eui,
+            ds: dev(Usage::Ds, "ds")?,
+            ka: dev(Usage::Ka, "ka")?,
+        })
+    }
+
+    /// The spec this PKI was generated from.
+    pub fn spec(&self) -> &TestPkiSpec {
+        &self.spec
+    }
+
+    /// The root (`OU=00`).
+    pub fn root(&self) -> &Credential {
+        &self.root
+    }
+
+    /// The issuing CA (`OU=07`) of organisation certificates.
+    pub fn issuing_ca(&self) -> &Credential {
+        &self.issuing_ca
+    }
+
+    /// The device CA.
+    pub fn device_ca(&self) -> &Credential {
+        &self.device_ca
+    }
+
+    /// Every supplier organisation, in spec order.
+    pub fn organisations(&self) -> &[OrgCredentials] {
+        &self.orgs
+    }
+
+    /// The supplier organisation with this EUI.
+    pub fn organisation(&self, eui: Eui64) -> Option<&OrgCredentials> {
+        self.orgs.iter().find(|o| o.spec.eui == eui)
+    }
+
+    /// The transitional CoS DS credential (`OU=05`).
+    pub fn tcos(&self) -> &Credential {
+        &self.tcos
+    }
+
+    /// The enduring CoS DS credential (`OU=05`, a different key).
+    pub fn ecos(&self) -> &Credential {
+        &self.ecos
+    }
+
+    /// The ACB key-agreement credential (`OU=04`).
+    pub fn acb_ka(&self) -> &Credential {
+        &self.acb_ka
+    }
+
+    /// The DSP XML-sign credential (`OU=89`).
+    pub fn dsp_xml_sign(&self) -> &Credential {
+        &self.dsp_xml_sign
+    }
+
+    /// The devices of the spec.
+    pub fn devices(&self) -> &[DeviceCredentials] {
+        &self.devices
+    }
+
+    /// The device with this EUI (of the spec's list).
+    pub fn device(&self, eui: Eui64) -> Option<&DeviceCredentials> {
+        self.devices.iter().find(|d| d.eui == eui)
+    }
+
+    /// A trust store with the root as anchor and both CAs as intermediates.
+    pub fn trust_store(&self) -> crate::TrustStore {
+        let mut s = crate::TrustStore::with_anchors([self.root.cert.clone()]);
+        s.add_intermediate(self.issuing_ca.cert.clone())
+            .add_intermediate(self.device_ca.cert.clone());
+        s
+    }
+
+    /// Every credential with its index metadata, in a stable order.
+    fn all(&self) -> Vec<(&Credential, IndexMeta)> {
+        let mut v: Vec<(&Credential, IndexMeta)> = vec![
+            (&self.root, IndexMeta::new("root")),
+            (&self.issuing_ca, IndexMeta::new("issuing-ca")),
+            (&self.device_ca, IndexMeta::new("device-ca")),
+        ];
+        for o in &self.orgs {
+            for (c, what) in [
+                (&o.xml_sign, "xml-sign"),
+                (&o.ds, "supplier-ds"),
+                (&o.ka, "supplier-ka"),
+                (&o.pp_ka, "supplier-pp-ka"),
+            ] {
+                let mut m = IndexMeta::new(what);
+                m.organisation = Some(o.spec.name.clone());
+                v.push((c, m));
+            }
+        }
+        v.push((&self.tcos, IndexMeta::new("tcos-ds")));
+        v.push((&self.ecos, IndexMeta::new("ecos-ds")));
+        v.push((&self.acb_ka, IndexMeta::new("acb-ka")));
+        v.push((&self.dsp_xml_sign, IndexMeta::new("dsp-xml-sign")));
+        for d in &self.devices {
+            v.push((&d.ds, IndexMeta::new("device-ds")));
+            v.push((&d.ka, IndexMeta::new("device-ka")));
+        }
+        v
+    }
+
+    /// Write keys (PKCS#8 PEM), certificates (PEM), `chain.pem` (issuing CA
+    /// then root), `device-chain.pem` and `index.json` under `dir`.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Index, TestPkiError> {
+        let dir = dir.as_ref();
+        let write = |rel: &str, data: &[u8]| -> Result<(), TestPkiError> {
+            let path = dir.join(rel);
+            let io = |source| TestPkiError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&path, data).map_err(io)
+        };
+        let mut entries = Vec::new();
+        for (cred, meta) in self.all() {
+            let cert_path = format!("{}.pem", cred.label);
+            let key_path = format!("{}.key.pem", cred.label);
+            write(&cert_path, cred.cert.to_pem().as_bytes())?;
+            write(&key_path, cred.key_pem().as_bytes())?;
+            entries.push(IndexEntry::new(cred, meta, cert_path, key_path));
+        }
+        let chain = format!(
+            "{}{}",
+            self.issuing_ca.cert.to_pem(),
+            self.root.cert.to_pem()
+        );
+        write("chain.pem", chain.as_bytes())?;
+        let chain = format!(
+            "{}{}",
+            self.device_ca.cert.to_pem(),
+            self.root.cert.to_pem()
+        );
+        write("device-chain.pem", chain.as_bytes())?;
+        let index = Index {
+            format: "ecos-testpki/1".into(),
+            seed: self.spec.seed,
+            chain: "chain.pem".into(),
+            device_chain: "device-chain.pem".into(),
+            entries,
+        };
+        let json = serde_json::to_vec_pretty(&index).map_err(|e| TestPkiError::Io {
+            path: dir.join("index.json").display().to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        write("index.json", &json)?;
+        Ok(index)
+    }
+}
+
+struct IndexMeta {
+    what: &'static str,
+    organisation: Option<String>,
+}
+
+impl IndexMeta {
+    fn new(what: &'static str) -> Self {
+        IndexMeta {
+            what,
+            organisation: None,
+        }
+    }
+}
+
+/// `index.json`: which file is what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Index {
+    /// `ecos-testpki/1`.
+    pub format: String,
+    /// The seed.
+    pub seed: u64,
+    /// The organisation chain bundle (issuing CA, root).
+    pub chain: String,
+    /// The device chain bundle (device CA, root).
+    pub device_chain: String,
+    /// One entry per credential.
+    pub entries: Vec<IndexEntry>,
+}
+
+/// One credential in `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IndexEntry {
+    /// What it is: `root`, `issuing-ca`, `device-ca`, `xml-sign`,
+    /// `supplier-ds`, `supplier-ka`, `supplier-pp-ka`, `tcos-ds`, `ecos-ds`,
+    /// `acb-ka`, `dsp-xml-sign`, `device-ds`, `device-ka`.
+    pub credential: String,
+    /// The supplier organisation name, for supplier credentials.
+    pub organisation: Option<String>,
+    /// The certificate file (PEM), relative to the directory.
+    pub certificate: String,
+    /// The private key file (PKCS#8 PEM), relative to the directory.
+    pub key: String,
+    /// The EUI-64 (hyphenated), if any.
+    pub eui: Option<Eui64>,
+    /// The OU (two hex digits), if any.
+    pub ou: Option<String>,
+    /// The subject CN, if any.
+    pub common_name: Option<String>,
+    /// `digitalSignature`, `keyAgreement` or `keyCertSign`.
+    pub key_usage: String,
+    /// Subject, RFC 2253.
+    pub subject: String,
+    /// Issuer, RFC 2253.
+    pub issuer: String,
+    /// Serial, upper-case hex.
+    pub serial_hex: String,
+    /// Serial, decimal.
+    pub serial_decimal: String,
+    /// SKI, upper-case hex.
+    pub ski: String,
+    /// SHA-256 of the certificate DER, hex.
+    pub sha256: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+}
+
+impl IndexEntry {
+    fn new(cred: &Credential, meta: IndexMeta, certificate: String, key: String) -> Self {
+        let c = &cred.cert;
+        IndexEntry {
+            credential: meta.what.into(),
+            organisation: meta.organisation,
+            certificate,
+            key,
+            eui: c.eui(),
+            ou: c.role().map(Role::ou),
+            common_name: c.common_name().map(str::to_string),
+            key_usage: c.key_usage().to_string(),
+            subject: c.subject_rfc2253(),
+            issuer: c.issuer_rfc2253(),
+            serial_hex: hex::encode_upper(c.serial()),
+            serial_decimal: c.serial_decimal(),
+            ski: c.ski().map(hex::encode_upper).unwrap_or_default(),
+            sha256: hex::encode(c.sha256()),
+            not_before: c.not_before().to_string(),
+            not_after: c.not_after().to_string(),
+        }
+    }
+
+    /// Whether this entry describes `cert` (compared field by field).
+    pub fn describes(&self, cert: &Certificate) -> bool {
+        let other = IndexEntry::new(
+            &Credential {
+                cert: cert.clone(),
+                key: Vec::new(),
+                label: String::new(),
+            },
+            IndexMeta {
+                what: "",
+                organisation: None,
+            },
+            String::new(),
+            String::new(),
+        );
+        self.eui == other.eui
+            && self.ou == other.ou
+            && self.common_name == other.common_name
+            && self.key_usage == other.key_usage
+            && self.subject == other.subject
+            && self.issuer == other.issuer
+            && self.serial_hex == other.serial_hex
+            && self.ski == other.ski
+            && self.sha256 == other.sha256
+    }
+}
