@@ -1,0 +1,1062 @@
+//! The store: one interface over SQLite and PostgreSQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use ecos_smki::Eui64;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use sha2::Digest;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Connection};
+
+use crate::error::{Result, StoreError};
+use crate::import::{
+    self, FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary, Period,
+    ProgressFn,
+};
+use crate::model::{Device, Registration, ServiceUser, StoreCounts};
+use crate::mpxn::{CheckDigitPolicies, Mpxn};
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreLocation {
+    /// An SQLite database file (created if missing; WAL journal).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres {
+        /// Connection URL, e.g. `postgres://postgres@127.0.0.1:5432/ecos`.
+        url: String,
+        /// A schema to keep the tables in (created if missing); `None` uses the server default.
+        schema: Option<String>,
+    },
+}
+
+impl StoreLocation {
+    /// The SQLite file `ecos.db` in a data directory.
+    pub fn sqlite_in_dir(dir: impl AsRef<Path>) -> Self {
+        StoreLocation::Sqlite(dir.as_ref().join("ecos.db"))
+    }
+
+    /// A PostgreSQL URL, default schema.
+    pub fn postgres(url: impl Into<String>) -> Self {
+        StoreLocation::Postgres {
+            url: url.into(),
+            schema: None,
+        }
+    }
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Settings of the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Check-digit strictness for MPxNs (`mpan_check_digit`, `mprn_check_digit`).
+    pub check_digits: CheckDigitPolicies,
+    /// The time zone whose calendar date is the as-of date of an instant (default `Europe/London`).
+    pub as_of_time_zone: String,
+    /// GBCS originator counters are never reserved at or below this floor (`cos.counter_floor`).
+    pub gbcs_counter_floor: u64,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            check_digits: CheckDigitPolicies::default(),
+            as_of_time_zone: "Europe/London".to_string(),
+            gbcs_counter_floor: 0,
+            max_connections: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The durable state of ecos: registration data, inventory, service users, counters,
+/// requests, audit log and outbound queue. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+    pub(crate) config: StoreConfig,
+    tz: TimeZone,
+}
+
+/// Run the same body against whichever pool the store has; `$p` is bound to the pool.
+macro_rules! on_pool {
+    ($self:expr, |$p:ident| $body:expr) => {
+        match &$self.backend {
+            $crate::store::Backend::Sqlite($p) => $body,
+            $crate::store::Backend::Postgres($p) => $body,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_pool;
+
+/// Rows per multi-row INSERT statement on SQLite (7 binds each: under the 32766 limit).
+const SQLITE_REG_CHUNK: usize = 4000;
+/// Keys per `IN (...)` list.
+const KEY_CHUNK: usize = 5000;
+
+/// Devices per multi-row statement (13 binds each).
+const DEV_CHUNK: usize = 2000;
+
+/// Upsert `(device, source_file, source_line)` records with multi-row statements (both backends).
+macro_rules! upsert_devices {
+    ($conn:expr, $records:expr, $progress:expr) => {{
+        let records: &[(&Device, Option<&str>, Option<i64>)] = $records;
+        let progress: &mut (dyn FnMut(ImportProgress) + Send) = $progress;
+        let total = records.len() as u64;
+        let mut done = 0u64;
+        for chunk in records.chunks(DEV_CHUNK) {
+            let sql = format!(
+                "INSERT INTO devices ({DEV_COLS}, source_file, source_line) VALUES {} \
+                 ON CONFLICT (eui) DO UPDATE SET device_type = excluded.device_type, \
+                 status = excluded.status, mpxn = excluded.mpxn, cos_credential = excluded.cos_credential, \
+                 ka_cert = excluded.ka_cert, ds_cert = excluded.ds_cert, \
+                 comms_hub_eui = excluded.comms_hub_eui, csp_region = excluded.csp_region, \
+                 firmware_version = excluded.firmware_version, last_contact = excluded.last_contact, \
+                 source_file = excluded.source_file, source_line = excluded.source_line",
+                placeholders(1, chunk.len(), 13)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (d, file, line) in chunk {
+                q = q
+                    .bind(d.eui.to_compact())
+                    .bind(d.device_type.as_str())
+                    .bind(d.status.as_str())
+                    .bind(d.mpxn.as_ref().map(|m| m.as_str().to_string()))
+                    .bind(d.cos_credential.map(|c| c.as_str()))
+                    .bind(d.ka_cert.clone())
+                    .bind(d.ds_cert.clone())
+                    .bind(d.comms_hub.map(|h| h.to_compact()))
+                    .bind(d.csp_region.clone())
+                    .bind(d.firmware_version.clone())
+                    .bind(d.last_contact.map(ts_to_micros))
+                    .bind(file.map(str::to_string))
+                    .bind(*line);
+            }
+            q.execute(&mut *$conn).await?;
+            done += chunk.len() as u64;
+            progress(ImportProgress {
+                stage: ImportStage::Writing,
+                done,
+                total,
+            });
+        }
+    }};
+}
+
+type RegTuple = (String, String, String, Option<String>, String, i64);
+type DevTuple = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+const DEV_COLS: &str = "eui, device_type, status, mpxn, cos_credential, ka_cert, ds_cert, \
+     comms_hub_eui, csp_region, firmware_version, last_contact";
+
+pub(crate) fn corrupt(table: &'static str, column: &'static str, value: &str) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        column,
+        value: value.to_string(),
+    }
+}
+
+fn date_col(column: &'static str, s: &str) -> Result<Date> {
+    s.parse::<Date>()
+        .map_err(|_| corrupt("registration", column, s))
+}
+
+pub(crate) fn ts_to_micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub(crate) fn micros_to_ts(table: &'static str, column: &'static str, v: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(v).map_err(|_| corrupt(table, column, &v.to_string()))
+}
+
+fn reg_from_tuple(t: RegTuple) -> Result<Registration> {
+    let (mpxn, mpid, from, to, file, line) = t;
+    Ok(Registration {
+        mpxn: Mpxn::parse_unchecked(&mpxn).map_err(|_| corrupt("registration", "mpxn", &mpxn))?,
+        mpid,
+        effective_from: date_col("effective_from", &from)?,
+        effective_to: to
+            .as_deref()
+            .map(|s| date_col("effective_to", s))
+            .transpose()?,
+        source_file: file,
+        source_line: line as u64,
+    })
+}
+
+fn eui_col(table: &'static str, column: &'static str, s: &str) -> Result<Eui64> {
+    s.parse::<Eui64>().map_err(|_| corrupt(table, column, s))
+}
+
+fn dev_from_tuple(t: DevTuple) -> Result<Device> {
+    let (eui, ty, status, mpxn, cos, ka, ds, hub, region, fw, contact) = t;
+    Ok(Device {
+        eui: eui_col("devices", "eui", &eui)?,
+        device_type: ty
+            .parse()
+            .map_err(|_| corrupt("devices", "device_type", &ty))?,
+        status: status
+            .parse()
+            .map_err(|_| corrupt("devices", "status", &status))?,
+        mpxn: mpxn
+            .as_deref()
+            .map(|m| Mpxn::parse_unchecked(m).map_err(|_| corrupt("devices", "mpxn", m)))
+            .transpose()?,
+        cos_credential: cos
+            .as_deref()
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| corrupt("devices", "cos_credential", c))
+            })
+            .transpose()?,
+        ka_cert: ka,
+        ds_cert: ds,
+        comms_hub: hub
+            .as_deref()
+            .map(|h| eui_col("devices", "comms_hub_eui", h))
+            .transpose()?,
+        csp_region: region,
+        firmware_version: fw,
+        last_contact: contact
+            .map(|v| micros_to_ts("devices", "last_contact", v))
+            .transpose()?,
+    })
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn placeholders(start: usize, rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 7);
+    let mut n = start;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn in_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn copy_escape(out: &mut Vec<u8>, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+fn valid_schema_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the store.
+    pub async fn open(location: &StoreLocation, config: StoreConfig) -> Result<Store> {
+        let tz = TimeZone::get(&config.as_of_time_zone)
+            .map_err(|e| StoreError::TimeZone(config.as_of_time_zone.clone(), e.to_string()))?;
+        let backend = match location {
+            StoreLocation::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections.max(1))
+                    .connect_with(opts)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Backend::Sqlite(pool)
+            }
+            StoreLocation::Postgres { url, schema } => {
+                let mut opts = PgConnectOptions::from_str(url)?;
+                if let Some(schema) = schema {
+                    if !valid_schema_name(schema) {
+                        return Err(StoreError::Invalid(format!(
+                            "PostgreSQL schema name {schema:?}: use lower-case letters, digits and _"
+                        )));
+                    }
+                    let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+                    sqlx::query(AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS {schema}"
+                    )))
+                    .execute(&mut conn)
+                    .await?;
+                    conn.close().await?;
+                    opts = opts.options([("search_path", schema.as_str())]);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections.max(1))
+                    .connect_with(opts)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Backend::Postgres(pool)
+            }
+        };
+        Ok(Store {
+            backend,
+            config,
+            tz,
+        })
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// The settings the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Close the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    /// A bare round trip (`SELECT 1`): the baseline for benchmarks and a health check.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Parse an MPxN under the store's check-digit policies.
+    pub fn parse_mpxn(&self, s: &str) -> Result<Mpxn, crate::mpxn::MpxnError> {
+        Mpxn::parse(s, self.config.check_digits)
+    }
+
+    /// The as-of date of an instant: its calendar date in the configured time zone.
+    pub fn as_of_date(&self, at: Timestamp) -> Date {
+        at.to_zoned_datetime(self.tz.clone()).date()
+    }
+
+    // ---------------------------------------------------------------- registration data
+
+    /// Who is the registered supplier of `mpxn` at instant `at` (as-of date in the configured
+    /// time zone), and since when. `None` when no period contains that date.
+    pub async fn registered_supplier_at(
+        &self,
+        mpxn: &Mpxn,
+        at: Timestamp,
+    ) -> Result<Option<Registration>> {
+        self.registered_supplier_on(mpxn, self.as_of_date(at)).await
+    }
+
+    /// Who is the registered supplier of `mpxn` on calendar date `date`.
+    pub async fn registered_supplier_on(
+        &self,
+        mpxn: &Mpxn,
+        date: Date,
+    ) -> Result<Option<Registration>> {
+        let d = date.to_string();
+        let row: Option<RegTuple> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
+                 FROM registration WHERE mpxn = $1 AND effective_from <= $2 \
+                 ORDER BY effective_from DESC LIMIT 1",
+            )
+            .bind(mpxn.as_str())
+            .bind(&d)
+            .fetch_optional(p)
+            .await?
+        });
+        let Some(t) = row else { return Ok(None) };
+        let r = reg_from_tuple(t)?;
+        Ok(r.contains(date).then_some(r))
+    }
+
+    /// The whole supplier history of an MPxN, oldest first.
+    pub async fn registration_history(&self, mpxn: &Mpxn) -> Result<Vec<Registration>> {
+        let rows: Vec<RegTuple> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
+                 FROM registration WHERE mpxn = $1 ORDER BY effective_from",
+            )
+            .bind(mpxn.as_str())
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(reg_from_tuple).collect()
+    }
+
+    async fn load_registrations(&self, mpxns: &[&Mpxn]) -> Result<Vec<Registration>> {
+        let mut out = Vec::new();
+        for chunk in mpxns.chunks(KEY_CHUNK) {
+            let sql = format!(
+                "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
+                 FROM registration WHERE mpxn IN ({})",
+                in_list(chunk.len())
+            );
+            let rows: Vec<RegTuple> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for m in chunk {
+                    q = q.bind(m.as_str());
+                }
+                q.fetch_all(p).await?
+            });
+            for t in rows {
+                out.push(reg_from_tuple(t)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Check the file record: `Ok(true)` when this exact file was imported already.
+    async fn check_file(&self, kind: FileKind, opts: &ImportOptions, sha: &str) -> Result<bool> {
+        let prev: Option<(String, i64)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT sha256, imported_at FROM import_files WHERE file_id = $1")
+                .bind(&opts.file_id)
+                .fetch_optional(p)
+                .await?
+        });
+        if let Some((prev_sha, at)) = prev {
+            if prev_sha == sha {
+                return Ok(true);
+            }
+            return Err(StoreError::AlreadyImported {
+                file_id: opts.file_id.clone(),
+                imported_at: micros_to_ts("import_files", "imported_at", at)?.to_string(),
+            });
+        }
+        if let Some(seq) = opts.sequence {
+            let source = opts.source.clone().unwrap_or_default();
+            let last: Option<i64> = on_pool!(self, |p| {
+                sqlx::query_scalar(
+                    "SELECT MAX(sequence) FROM import_files WHERE kind = $1 AND source = $2",
+                )
+                .bind(kind.as_str())
+                .bind(&source)
+                .fetch_one(p)
+                .await?
+            });
+            if let Some(last) = last {
+                let last = last as u64;
+                let ok = match opts.mode {
+                    ImportMode::Update => seq == last + 1,
+                    ImportMode::Refresh => seq > last,
+                };
+                if !ok {
+                    return Err(StoreError::Sequence {
+                        source_name: source,
+                        got: seq,
+                        expected: last + 1,
+                    });
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn file_record_query<'q, DB: sqlx::Database>(
+        kind: FileKind,
+        opts: &'q ImportOptions,
+        sha: &'q str,
+        rows: u64,
+    ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+    where
+        String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        sqlx::query(
+            "INSERT INTO import_files (file_id, kind, mode, source, sequence, sha256, row_count, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(opts.file_id.as_str())
+        .bind(kind.as_str())
+        .bind(opts.mode.as_str())
+        .bind(opts.sequence.map(|_| opts.source.clone().unwrap_or_default()))
+        .bind(opts.sequence.map(|s| s as i64))
+        .bind(sha)
+        .bind(rows as i64)
+        .bind(ts_to_micros(Timestamp::now()))
+    }
+
+    fn skipped(kind: FileKind, opts: &ImportOptions, t0: Instant) -> ImportSummary {
+        ImportSummary {
+            file_id: opts.file_id.clone(),
+            kind,
+            mode: opts.mode,
+            rows: 0,
+            keys: 0,
+            written: 0,
+            removed: 0,
+            check_digit_warnings: 0,
+            already_imported: true,
+            elapsed: t0.elapsed(),
+        }
+    }
+
+    /// Read a file and import it as registration data (see the crate docs for the format).
+    pub async fn import_registration_file(
+        &self,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: ProgressFn<'_>,
+    ) -> Result<ImportSummary> {
+        let data = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.import_registration(&data, opts, progress).await
+    }
+
+    /// Import registration data, all or nothing.
+    ///
+    /// Refresh: the history of every MPxN in the file becomes exactly the file's rows for it.
+    /// Update: each row upserts the period starting on its `effective_from` (or deletes it with
+    /// `action=delete`). Overlapping periods, in the file or against the store, reject the file.
+    pub async fn import_registration(
+        &self,
+        data: &[u8],
+        opts: &ImportOptions,
+        mut progress: ProgressFn<'_>,
+    ) -> Result<ImportSummary> {
+        let t0 = Instant::now();
+        let sha = sha256_hex(data);
+        if self.check_file(FileKind::Registration, opts, &sha).await? {
+            return Ok(Self::skipped(FileKind::Registration, opts, t0));
+        }
+        let (rows, warnings) = import::parse_registration(data, opts, &mut progress)?;
+        let nrows = rows.len() as u64;
+        let existing = if opts.mode == ImportMode::Update {
+            let mut keys: Vec<&Mpxn> = rows.iter().map(|r| &r.mpxn).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            self.load_registrations(&keys).await?
+        } else {
+            Vec::new()
+        };
+        let plan = import::plan_registration(opts, rows, existing)?;
+        let keys = plan.len() as u64;
+        let (written, removed) = match &self.backend {
+            Backend::Sqlite(p) => {
+                write_registration_sqlite(p, &plan, opts, &sha, nrows, &mut progress).await?
+            }
+            Backend::Postgres(p) => {
+                write_registration_pg(p, &plan, opts, &sha, nrows, &mut progress).await?
+            }
+        };
+        Ok(ImportSummary {
+            file_id: opts.file_id.clone(),
+            kind: FileKind::Registration,
+            mode: opts.mode,
+            rows: nrows,
+            keys,
+            written,
+            removed,
+            check_digit_warnings: warnings,
+            already_imported: false,
+            elapsed: t0.elapsed(),
+        })
+    }
+
+    // ---------------------------------------------------------------- inventory
+
+    /// The inventory record of a device.
+    pub async fn device(&self, eui: Eui64) -> Result<Option<Device>> {
+        let sql = format!("SELECT {DEV_COLS} FROM devices WHERE eui = $1");
+        let row: Option<DevTuple> = on_pool!(self, |p| {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(eui.to_compact())
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(dev_from_tuple).transpose()
+    }
+
+    /// The devices associated with an MPxN.
+    pub async fn devices_for_mpxn(&self, mpxn: &Mpxn) -> Result<Vec<Device>> {
+        let sql = format!("SELECT {DEV_COLS} FROM devices WHERE mpxn = $1 ORDER BY eui");
+        let rows: Vec<DevTuple> = on_pool!(self, |p| {
+            sqlx::query_as(AssertSqlSafe(sql))
+                .bind(mpxn.as_str())
+                .fetch_all(p)
+                .await?
+        });
+        rows.into_iter().map(dev_from_tuple).collect()
+    }
+
+    async fn load_devices(&self, euis: &[Eui64]) -> Result<HashMap<Eui64, Device>> {
+        let mut out = HashMap::new();
+        for chunk in euis.chunks(KEY_CHUNK) {
+            let sql = format!(
+                "SELECT {DEV_COLS} FROM devices WHERE eui IN ({})",
+                in_list(chunk.len())
+            );
+            let rows: Vec<DevTuple> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for e in chunk {
+                    q = q.bind(e.to_compact());
+                }
+                q.fetch_all(p).await?
+            });
+            for t in rows {
+                let d = dev_from_tuple(t)?;
+                out.insert(d.eui, d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Insert or replace one device record.
+    pub async fn upsert_device(&self, device: &Device) -> Result<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            upsert_devices!(tx, &[(device, None, None)], &mut |_| {});
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Record a successful contact with a device. Returns false when the device is unknown.
+    pub async fn record_device_contact(&self, eui: Eui64, at: Timestamp) -> Result<bool> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "UPDATE devices SET last_contact = $1 WHERE eui = $2"
+        )
+        .bind(ts_to_micros(at))
+        .bind(eui.to_compact())
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Record which CoS credential a device holds (after a migration or a read of its anchor).
+    /// Returns false when the device is unknown.
+    pub async fn set_device_cos_credential(
+        &self,
+        eui: Eui64,
+        credential: crate::model::CosCredential,
+    ) -> Result<bool> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "UPDATE devices SET cos_credential = $1 WHERE eui = $2"
+        )
+        .bind(credential.as_str())
+        .bind(eui.to_compact())
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Read a file and import it as inventory devices (see the crate docs for the format).
+    pub async fn import_inventory_file(
+        &self,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: ProgressFn<'_>,
+    ) -> Result<ImportSummary> {
+        let data = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.import_inventory(&data, opts, progress).await
+    }
+
+    /// Import inventory devices, all or nothing.
+    ///
+    /// Refresh: each listed device's record becomes the row (empty fields become empty).
+    /// Update: non-empty fields overwrite, empty ones keep what the store has; a device not in
+    /// the store needs `device_type` and `status`.
+    pub async fn import_inventory(
+        &self,
+        data: &[u8],
+        opts: &ImportOptions,
+        mut progress: ProgressFn<'_>,
+    ) -> Result<ImportSummary> {
+        let t0 = Instant::now();
+        let sha = sha256_hex(data);
+        if self.check_file(FileKind::Inventory, opts, &sha).await? {
+            return Ok(Self::skipped(FileKind::Inventory, opts, t0));
+        }
+        let (rows, warnings) = import::parse_inventory(data, opts, &mut progress)?;
+        let mut existing = if opts.mode == ImportMode::Update {
+            let euis: Vec<Eui64> = rows.iter().filter_map(|r| r.eui).collect();
+            self.load_devices(&euis).await?
+        } else {
+            HashMap::new()
+        };
+        let mut devices = Vec::with_capacity(rows.len());
+        for r in rows {
+            let line = r.line as i64;
+            let prev = r.eui.and_then(|e| existing.remove(&e));
+            devices.push((import::merge_device(&opts.file_id, r, prev)?, line));
+        }
+        let records: Vec<(&Device, Option<&str>, Option<i64>)> = devices
+            .iter()
+            .map(|(d, l)| (d, Some(opts.file_id.as_str()), Some(*l)))
+            .collect();
+        let n = devices.len() as u64;
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            upsert_devices!(tx, &records, &mut *progress);
+            Self::file_record_query(FileKind::Inventory, opts, &sha, n)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(ImportSummary {
+            file_id: opts.file_id.clone(),
+            kind: FileKind::Inventory,
+            mode: opts.mode,
+            rows: n,
+            keys: n,
+            written: n,
+            removed: 0,
+            check_digit_warnings: warnings,
+            already_imported: false,
+            elapsed: t0.elapsed(),
+        })
+    }
+
+    // ---------------------------------------------------------------- service users
+
+    /// A service user by organisation EUI.
+    pub async fn service_user(&self, org: Eui64) -> Result<Option<ServiceUser>> {
+        let row: Option<(String, String, String, String, String)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT org_eui, name, roles, mpids, response_endpoint FROM service_users WHERE org_eui = $1",
+            )
+            .bind(org.to_compact())
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(|(e, name, roles, mpids, ep)| {
+            Ok(ServiceUser {
+                org_eui: eui_col("service_users", "org_eui", &e)?,
+                name,
+                roles: split_list(&roles),
+                mpids: split_list(&mpids),
+                response_endpoint: ep,
+            })
+        })
+        .transpose()
+    }
+
+    /// Insert or replace service users.
+    pub async fn upsert_service_users(&self, users: &[ServiceUser]) -> Result<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for u in users {
+                sqlx::query(
+                    "INSERT INTO service_users (org_eui, name, roles, mpids, response_endpoint) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_eui) DO UPDATE SET \
+                     name = excluded.name, roles = excluded.roles, mpids = excluded.mpids, \
+                     response_endpoint = excluded.response_endpoint",
+                )
+                .bind(u.org_eui.to_compact())
+                .bind(&u.name)
+                .bind(u.roles.join(" "))
+                .bind(u.mpids.join(" "))
+                .bind(&u.response_endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Import a service-users file (each listed organisation's record is replaced), all or nothing.
+    pub async fn import_service_users(
+        &self,
+        data: &[u8],
+        opts: &ImportOptions,
+        mut progress: ProgressFn<'_>,
+    ) -> Result<ImportSummary> {
+        let t0 = Instant::now();
+        let sha = sha256_hex(data);
+        if self.check_file(FileKind::ServiceUsers, opts, &sha).await? {
+            return Ok(Self::skipped(FileKind::ServiceUsers, opts, t0));
+        }
+        let users = import::parse_service_users(data, opts, &mut progress)?;
+        let n = users.len() as u64;
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for u in &users {
+                sqlx::query(
+                    "INSERT INTO service_users (org_eui, name, roles, mpids, response_endpoint) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_eui) DO UPDATE SET \
+                     name = excluded.name, roles = excluded.roles, mpids = excluded.mpids, \
+                     response_endpoint = excluded.response_endpoint",
+                )
+                .bind(u.org_eui.to_compact())
+                .bind(&u.name)
+                .bind(u.roles.join(" "))
+                .bind(u.mpids.join(" "))
+                .bind(&u.response_endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Self::file_record_query(FileKind::ServiceUsers, opts, &sha, n)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(ImportSummary {
+            file_id: opts.file_id.clone(),
+            kind: FileKind::ServiceUsers,
+            mode: opts.mode,
+            rows: n,
+            keys: n,
+            written: n,
+            removed: 0,
+            check_digit_warnings: 0,
+            already_imported: false,
+            elapsed: t0.elapsed(),
+        })
+    }
+
+    /// How many records the store holds.
+    pub async fn counts(&self) -> Result<StoreCounts> {
+        let (r, m, d, s): (i64, i64, i64, i64) = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM registration), \
+                        (SELECT COUNT(DISTINCT mpxn) FROM registration), \
+                        (SELECT COUNT(*) FROM devices), \
+                        (SELECT COUNT(*) FROM service_users)",
+            )
+            .fetch_one(p)
+            .await?
+        });
+        Ok(StoreCounts {
+            registrations: r as u64,
+            mpxns: m as u64,
+            devices: d as u64,
+            service_users: s as u64,
+        })
+    }
+}
+
+async fn write_registration_sqlite(
+    pool: &SqlitePool,
+    plan: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
+    opts: &ImportOptions,
+    sha: &str,
+    nrows: u64,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(u64, u64)> {
+    let mut tx = pool.begin().await?;
+    let keys: Vec<&Mpxn> = plan.keys().collect();
+    let mut removed = 0u64;
+    let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM registration LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if any.is_some() {
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let sql = format!(
+                "DELETE FROM registration WHERE mpxn IN ({})",
+                in_list(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q.bind(m.as_str());
+            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
+        }
+    }
+    let flat: Vec<(&Mpxn, &Date, &Period)> = plan
+        .iter()
+        .flat_map(|(m, h)| h.iter().map(move |(d, p)| (m, d, p)))
+        .collect();
+    let total = flat.len() as u64;
+    let full_sql = format!(
+        "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
+        placeholders(1, SQLITE_REG_CHUNK, 7)
+    );
+    let mut done = 0u64;
+    for chunk in flat.chunks(SQLITE_REG_CHUNK) {
+        let sql = if chunk.len() == SQLITE_REG_CHUNK {
+            full_sql.clone()
+        } else {
+            format!(
+                "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
+                placeholders(1, chunk.len(), 7)
+            )
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (m, d, p) in chunk {
+            q = q
+                .bind(m.as_str().to_string())
+                .bind(m.fuel().as_str())
+                .bind(p.mpid.clone())
+                .bind(d.to_string())
+                .bind(p.to.map(|t| t.to_string()))
+                .bind(p.file.clone())
+                .bind(p.line as i64);
+        }
+        q.execute(&mut *tx).await?;
+        done += chunk.len() as u64;
+        progress(ImportProgress {
+            stage: ImportStage::Writing,
+            done,
+            total,
+        });
+    }
+    Store::file_record_query(FileKind::Registration, opts, sha, nrows)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((total, removed))
+}
+
+async fn write_registration_pg(
+    pool: &PgPool,
+    plan: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
+    opts: &ImportOptions,
+    sha: &str,
+    nrows: u64,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(u64, u64)> {
+    let mut tx = pool.begin().await?;
+    let keys: Vec<String> = plan.keys().map(|m| m.as_str().to_string()).collect();
+    let mut removed = 0u64;
+    for chunk in keys.chunks(50_000) {
+        removed += sqlx::query("DELETE FROM registration WHERE mpxn = ANY($1)")
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    let total: u64 = plan.values().map(|h| h.len() as u64).sum();
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) FROM STDIN",
+        )
+        .await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut done = 0u64;
+    for (m, h) in plan {
+        for (d, p) in h {
+            buf.extend_from_slice(m.as_str().as_bytes());
+            buf.push(b'\t');
+            buf.extend_from_slice(m.fuel().as_str().as_bytes());
+            buf.push(b'\t');
+            copy_escape(&mut buf, &p.mpid);
+            buf.push(b'\t');
+            buf.extend_from_slice(d.to_string().as_bytes());
+            buf.push(b'\t');
+            match p.to {
+                Some(t) => buf.extend_from_slice(t.to_string().as_bytes()),
+                None => buf.extend_from_slice(b"\\N"),
+            }
+            buf.push(b'\t');
+            copy_escape(&mut buf, &p.file);
+            buf.push(b'\t');
+            buf.extend_from_slice(p.line.to_string().as_bytes());
+            buf.push(b'\n');
+            done += 1;
+            if buf.len() >= 1 << 20 {
+                copy.send(buf.as_slice()).await?;
+                buf.clear();
+                progress(ImportProgress {
+                    stage: ImportStage::Writing,
+                    done,
+                    total,
+                });
+            }
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_slice()).await?;
+    }
+    copy.finish().await?;
+    progress(ImportProgress {
+        stage: ImportStage::Writing,
+        done,
+        total,
+    });
+    Store::file_record_query(FileKind::Registration, opts, sha, nrows)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((total, removed))
+}

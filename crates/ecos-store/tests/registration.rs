@@ -1,0 +1,504 @@
+//! Registration data on both backends: supplier at an instant, refresh and update files,
+//! refused files leaving the store as it was.
+
+mod common;
+
+use common::{d, import_reg, m};
+use ecos_store::{ImportMode, ImportOptions, RowError, Store, StoreError};
+
+const MPAN: &str = "1312345678907";
+const MPRN: &str = "3938424403";
+const GAPPY: &str = "1312345678111";
+
+const BASE: &str = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,ACEE,2023-01-01,2024-03-14
+1312345678907,BCEE,2024-03-15,
+3938424403,ACG,2020-05-01,2024-06-30
+3938424403,BCG,2024-07-01,
+1312345678111,ACEE,2023-01-01,2023-06-30
+1312345678111,BCEE,2023-08-01,
+";
+
+async fn supplier(s: &Store, mpxn: &str, date: &str) -> Option<(String, String)> {
+    s.registered_supplier_on(&m(mpxn), d(date))
+        .await
+        .expect("lookup")
+        .map(|r| (r.mpid, r.effective_from.to_string()))
+}
+
+fn some(mpid: &str, from: &str) -> Option<(String, String)> {
+    Some((mpid.to_string(), from.to_string()))
+}
+
+async fn supplier_at_boundaries(s: Store) {
+    let sum = import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    assert_eq!((sum.rows, sum.keys, sum.written, sum.removed), (6, 3, 6, 0));
+    assert_eq!(
+        sum.check_digit_warnings, 2,
+        "two rows of 1312345678111, which fails its check digit"
+    );
+
+    // The reference table (ecos-domain.md §5.3).
+    assert_eq!(
+        supplier(&s, MPAN, "2024-03-15").await,
+        some("BCEE", "2024-03-15")
+    );
+    assert_eq!(
+        supplier(&s, MPAN, "2024-03-14").await,
+        some("ACEE", "2023-01-01")
+    );
+    assert_eq!(
+        supplier(&s, MPAN, "2023-01-01").await,
+        some("ACEE", "2023-01-01")
+    );
+    assert_eq!(supplier(&s, MPAN, "2022-12-31").await, None);
+    assert_eq!(
+        supplier(&s, MPAN, "2099-01-01").await,
+        some("BCEE", "2024-03-15")
+    );
+    // A gap between registrations.
+    assert_eq!(
+        supplier(&s, GAPPY, "2023-06-30").await,
+        some("ACEE", "2023-01-01")
+    );
+    assert_eq!(supplier(&s, GAPPY, "2023-07-01").await, None);
+    assert_eq!(supplier(&s, GAPPY, "2023-07-31").await, None);
+    assert_eq!(
+        supplier(&s, GAPPY, "2023-08-01").await,
+        some("BCEE", "2023-08-01")
+    );
+    // Unknown MPxN.
+    assert_eq!(supplier(&s, "1000999888", "2024-01-01").await, None);
+
+    // Instants: the as-of date is the Europe/London calendar date.
+    let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+    let r = s
+        .registered_supplier_at(&m(MPRN), at("2024-06-30T23:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(r.map(|r| r.mpid), Some("BCG".into()), "00:30 BST on 1 July");
+    let r = s
+        .registered_supplier_at(&m(MPRN), at("2024-06-30T22:59:59Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.map(|r| r.mpid),
+        Some("ACG".into()),
+        "23:59 BST on 30 June"
+    );
+    let r = s
+        .registered_supplier_at(&m(MPAN), at("2024-03-15T00:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.mpid.as_str(), r.source_file.as_str(), r.source_line),
+        ("BCEE", "base", 3)
+    );
+
+    let h = s.registration_history(&m(MPAN)).await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].effective_to, Some(d("2024-03-14")));
+    assert_eq!(h[1].effective_to, None);
+    let c = s.counts().await.unwrap();
+    assert_eq!((c.registrations, c.mpxns), (6, 3));
+}
+
+async fn snapshot(s: &Store) -> Vec<ecos_store::Registration> {
+    let mut all = Vec::new();
+    for k in [MPAN, MPRN, GAPPY, "1000000000001"] {
+        all.extend(s.registration_history(&m(k)).await.unwrap());
+    }
+    all
+}
+
+fn row_error(e: StoreError) -> (u64, RowError) {
+    match e {
+        StoreError::Row { at, error } => (at.line, *error),
+        other => panic!("expected a row error, got {other}"),
+    }
+}
+
+async fn overlap_in_file_refused(s: Store) {
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,ACEE,2023-01-01,2024-03-15
+3938424403,ACG,2020-05-01,
+1312345678907,BCEE,2024-03-15,
+";
+    let e = import_reg(&s, "ov", ImportMode::Refresh, text)
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    let (line, err) = row_error(e);
+    assert_eq!(line, 4, "{msg}");
+    assert!(
+        matches!(err, RowError::Overlap { ref other_where, .. } if other_where == "line 2"),
+        "{err}"
+    );
+    assert!(msg.contains("ov line 4"), "{msg}");
+    assert_eq!(
+        s.counts().await.unwrap().registrations,
+        0,
+        "nothing applied"
+    );
+
+    // An open period followed by another.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,ACEE,2023-01-01,
+1312345678907,BCEE,2024-03-15,
+";
+    let (line, _) = row_error(
+        import_reg(&s, "ov2", ImportMode::Refresh, text)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, 3);
+    // Same start twice.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,ACEE,2023-01-01,2023-02-01
+1312345678907,BCEE,2023-01-01,
+";
+    let (line, err) = row_error(
+        import_reg(&s, "dup", ImportMode::Refresh, text)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, 3);
+    assert!(matches!(err, RowError::Duplicate { first_line: 2, .. }));
+    // Adjacent periods (to = day before from) are fine.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,ACEE,2023-01-01,2023-01-31
+1312345678907,BCEE,2023-02-01,
+";
+    import_reg(&s, "adj", ImportMode::Refresh, text)
+        .await
+        .unwrap();
+    assert_eq!(s.counts().await.unwrap().registrations, 2);
+}
+
+async fn refresh_replaces_listed_histories(s: Store) {
+    import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+1312345678907,CCEE,2024-01-01,
+";
+    let sum = import_reg(&s, "r2", ImportMode::Refresh, text)
+        .await
+        .unwrap();
+    assert_eq!((sum.written, sum.removed), (1, 2));
+    let h = s.registration_history(&m(MPAN)).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (h[0].mpid.as_str(), h[0].source_file.as_str()),
+        ("CCEE", "r2")
+    );
+    assert_eq!(
+        supplier(&s, MPAN, "2023-06-01").await,
+        None,
+        "old history gone"
+    );
+    // Unlisted MPxNs untouched.
+    assert_eq!(s.registration_history(&m(MPRN)).await.unwrap().len(), 2);
+    assert_eq!(s.registration_history(&m(GAPPY)).await.unwrap().len(), 2);
+}
+
+async fn update_applies_deltas(s: Store) {
+    import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    // End-date BCEE and add DCEE; close the gap on GAPPY; delete the first ACG period.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to,action
+1312345678907,BCEE,2024-03-15,2025-01-31,
+1312345678907,DCEE,2025-02-01,,
+1312345678111,XCEE,2023-07-01,2023-07-31,upsert
+3938424403,ACG,2020-05-01,,delete
+";
+    let sum = import_reg(&s, "u1", ImportMode::Update, text)
+        .await
+        .unwrap();
+    assert_eq!(sum.rows, 4);
+    assert_eq!(
+        supplier(&s, MPAN, "2025-01-31").await,
+        some("BCEE", "2024-03-15")
+    );
+    assert_eq!(
+        supplier(&s, MPAN, "2025-02-01").await,
+        some("DCEE", "2025-02-01")
+    );
+    assert_eq!(
+        supplier(&s, MPAN, "2024-01-01").await,
+        some("ACEE", "2023-01-01"),
+        "kept"
+    );
+    assert_eq!(
+        supplier(&s, GAPPY, "2023-07-15").await,
+        some("XCEE", "2023-07-01")
+    );
+    assert_eq!(supplier(&s, MPRN, "2021-01-01").await, None, "deleted");
+    assert_eq!(
+        supplier(&s, MPRN, "2024-07-01").await,
+        some("BCG", "2024-07-01")
+    );
+    let h = s.registration_history(&m(MPAN)).await.unwrap();
+    assert_eq!(
+        h.iter()
+            .map(|r| (r.source_file.as_str(), r.source_line))
+            .collect::<Vec<_>>(),
+        vec![("base", 2), ("u1", 2), ("u1", 3)],
+        "provenance kept for untouched rows"
+    );
+
+    // An update overlapping what the store holds is refused, naming the store row.
+    let before = snapshot(&s).await;
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to
+3938424403,ZZG,2024-01-01,2024-12-31
+";
+    let e = import_reg(&s, "u2", ImportMode::Update, text)
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    let (line, err) = row_error(e);
+    assert_eq!(line, 2);
+    assert!(msg.contains("in the store, from base line 5"), "{msg}");
+    assert!(matches!(err, RowError::Overlap { .. }));
+    assert_eq!(snapshot(&s).await, before);
+
+    // Deleting a period that does not exist is refused.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to,action
+3938424403,BCG,2024-07-02,,delete
+";
+    let (line, _) = row_error(
+        import_reg(&s, "u3", ImportMode::Update, text)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, 2);
+    // Delete is not allowed in a refresh.
+    let text = "\
+mpxn,supplier_mpid,effective_from,effective_to,action
+3938424403,BCG,2024-07-01,,delete
+";
+    let (line, _) = row_error(
+        import_reg(&s, "r3", ImportMode::Refresh, text)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, 2);
+    assert_eq!(snapshot(&s).await, before);
+}
+
+async fn rejected_file_leaves_store_as_it_was(s: Store) {
+    import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    let before = snapshot(&s).await;
+    let counts = s.counts().await.unwrap();
+    let bad_rows = [
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,ACEE,2024-13-01,\n",
+            "effective_from",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,acee,2024-01-01,\n",
+            "supplier_mpid",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n10000000000X1,ACEE,2024-01-01,\n",
+            "mpxn",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n100000000000,ACEE,2024-01-01,\n",
+            "neither an MPAN",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,ACEE,2024-01-02,2024-01-01\n",
+            "before",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,ACEE\n",
+            "fields",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,\"ACEE,2024-01-01,\n",
+            "quoting",
+        ),
+        (
+            "1312345678907,ZCEE,2024-03-15,\n1000000000001,,2024-01-01,\n",
+            "required",
+        ),
+    ];
+    for (i, (rows, what)) in bad_rows.iter().enumerate() {
+        let text = format!("mpxn,supplier_mpid,effective_from,effective_to\n{rows}");
+        for mode in [ImportMode::Refresh, ImportMode::Update] {
+            let e = import_reg(&s, &format!("bad{i}{mode:?}"), mode, &text)
+                .await
+                .unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(what), "{msg} should mention {what}");
+            assert_eq!(row_error(e).0, 3, "{msg}");
+        }
+    }
+    let e = import_reg(
+        &s,
+        "hdr",
+        ImportMode::Refresh,
+        "mpxn,supplier,effective_from\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(row_error(e).0, 1);
+    let e = import_reg(&s, "empty", ImportMode::Refresh, "")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NoHeader { .. }));
+    // Strict check digits reject the RTDS MPAN.
+    let mut opts = ImportOptions::new("strict", ImportMode::Refresh);
+    opts.check_digits = ecos_store::CheckDigitPolicies::both(ecos_store::CheckDigitPolicy::Reject);
+    let text = "mpxn,supplier_mpid,effective_from\n1312345678907,ZCEE,2024-03-15\n1312345678333,ACEE,2024-01-01\n";
+    let e = s
+        .import_registration(text.as_bytes(), &opts, &mut |_| {})
+        .await
+        .unwrap_err();
+    let (line, err) = row_error(e);
+    assert_eq!(line, 3);
+    assert!(matches!(
+        err,
+        RowError::Mpxn(ecos_store::MpxnError::CheckDigit { .. })
+    ));
+
+    assert_eq!(snapshot(&s).await, before);
+    assert_eq!(s.counts().await.unwrap(), counts);
+}
+
+async fn file_ids_and_sequences(s: Store) {
+    let sum = import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    assert!(!sum.already_imported);
+    let again = import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    assert!(
+        again.already_imported,
+        "same id and content: idempotent no-op"
+    );
+    let e = import_reg(
+        &s,
+        "base",
+        ImportMode::Refresh,
+        "mpxn,supplier_mpid,effective_from\n",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, StoreError::AlreadyImported { .. }), "{e}");
+
+    let upd = |seq: u64, id: &str| {
+        let mut o = ImportOptions::new(id, ImportMode::Update);
+        o.source = Some("RDP1".into());
+        o.sequence = Some(seq);
+        o
+    };
+    let row = |mpid: &str| {
+        format!("mpxn,supplier_mpid,effective_from\n1000000000001,{mpid},2024-01-01\n")
+    };
+    s.import_registration(row("AAAA").as_bytes(), &upd(7, "u7"), &mut |_| {})
+        .await
+        .unwrap();
+    s.import_registration(row("BBBB").as_bytes(), &upd(8, "u8"), &mut |_| {})
+        .await
+        .unwrap();
+    let e = s
+        .import_registration(row("CCCC").as_bytes(), &upd(10, "u10"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Sequence {
+                got: 10,
+                expected: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = s
+        .import_registration(row("CCCC").as_bytes(), &upd(8, "u8b"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Sequence {
+                got: 8,
+                expected: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    s.import_registration(row("CCCC").as_bytes(), &upd(9, "u9"), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        supplier(&s, "1000000000001", "2024-02-01").await,
+        some("CCCC", "2024-01-01")
+    );
+}
+
+async fn progress_is_reported(s: Store) {
+    let mut text = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
+    for i in 0..5000u64 {
+        let mpan = ecos_store::Mpxn::mpan_with_check_digit(&format!("{:012}", 100_000_000_000 + i))
+            .unwrap();
+        text.push_str(&format!(
+            "{mpan},ACEE,2023-01-01,2023-12-31\n{mpan},BCEE,2024-01-01,\n"
+        ));
+    }
+    let mut events = Vec::new();
+    let sum = s
+        .import_registration(
+            text.as_bytes(),
+            &ImportOptions::new("big", ImportMode::Refresh),
+            &mut |p| events.push(p),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (sum.rows, sum.keys, sum.written, sum.check_digit_warnings),
+        (10_000, 5_000, 10_000, 0)
+    );
+    let last_parse = events
+        .iter()
+        .rfind(|p| p.stage == ecos_store::ImportStage::Parsing)
+        .unwrap();
+    assert_eq!(last_parse.done, last_parse.total);
+    let last_write = events
+        .iter()
+        .rfind(|p| p.stage == ecos_store::ImportStage::Writing)
+        .unwrap();
+    assert_eq!((last_write.done, last_write.total), (10_000, 10_000));
+    assert_eq!(s.counts().await.unwrap().mpxns, 5_000);
+}
+
+suite!(
+    supplier_at_boundaries,
+    overlap_in_file_refused,
+    refresh_replaces_listed_histories,
+    update_applies_deltas,
+    rejected_file_leaves_store_as_it_was,
+    file_ids_and_sequences,
+    progress_is_reported,
+);
