@@ -56,7 +56,6 @@ pub(crate) fn split_line(line: &str) -> Result<Vec<Cow<'_, str>>, RowError> {
 }
 
 /// Quote a field for writing if it needs it.
-#[allow(dead_code)]
 pub(crate) fn quote(field: &str) -> Cow<'_, str> {
     if field.contains([',', '"', '\n', '\r']) {
         Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))

@@ -105,6 +105,7 @@
 
 mod csv;
 pub mod error;
+pub mod generate;
 pub mod import;
 pub mod model;
 pub mod mpxn;
