@@ -294,7 +294,8 @@ pub fn verify_with<F>(doc: &[u8], opts: &VerifyOptions, resolve: F) -> Result<Ve
 where
     F: FnOnce(&str, &str) -> Option<P256PublicKey>,
 {
-    let tree = parse::parse(doc, &opts.limits)?;
+    let text = parse::prepare(doc, &opts.limits)?;
+    let tree = parse::parse_prepared(&text, &opts.limits)?;
     let parts = signature_parts(&tree)?;
 
     let mut form = MatchedForm::Strict;
@@ -344,7 +345,8 @@ where
 /// the structural profile checks but without verifying anything: for
 /// looking the certificate up before [`verify`].
 pub fn signer_of(doc: &[u8], limits: &Limits) -> Result<(String, String), DsigError> {
-    let tree = parse::parse(doc, limits)?;
+    let text = parse::prepare(doc, limits)?;
+    let tree = parse::parse_prepared(&text, limits)?;
     let parts = signature_parts(&tree)?;
     Ok((parts.issuer, parts.serial))
 }
@@ -767,7 +769,8 @@ pub fn sign_with(
     if issuer_rfc2253.trim().is_empty() {
         return Err(DsigError::IssuerName);
     }
-    let tree = parse::parse(unsigned, limits)?;
+    let text = parse::prepare(unsigned, limits)?;
+    let tree = parse::parse_prepared(&text, limits)?;
     if let Some(s) = tree.descendants().find(|n| is_ds(*n, "Signature")) {
         return Err(DsigError::AlreadySigned {
             path: element_path(s),

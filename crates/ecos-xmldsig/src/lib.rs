@@ -7,16 +7,21 @@
 //! - [`verify`] / [`verify_with`]: strict verification; the caller resolves
 //!   the signer's key from (issuer, serial) and gets back the signed content.
 //! - [`sign`]: enveloped signature, last child of the root, compact output.
+//! - [`dn_eq`]: compare `X509IssuerName` with a certificate's issuer as names.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod c14n;
+mod dn;
 mod dsig;
 mod parse;
 
+pub use dn::dn_eq;
 pub use dsig::{
     ALG_ECDSA_SHA256, ALG_ENVELOPED, ALG_EXC_C14N, ALG_SHA256, AlgorithmSlot, DS_NS, DsigError,
     MatchedForm, Verified, VerifyOptions, sign, sign_with, signer_of, verify, verify_with,
 };
-pub use parse::{Limits, ParseError, Position, element_path, node_position, parse};
+pub use parse::{
+    Limits, ParseError, Position, element_path, node_position, parse, parse_prepared, prepare,
+};
 pub use roxmltree;

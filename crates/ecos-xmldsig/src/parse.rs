@@ -8,6 +8,7 @@
 //! reports every rejection as a typed [`ParseError`] with a line/column
 //! position and, where there is one, the element path.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use roxmltree::{Document, Node, ParsingOptions};
@@ -176,6 +177,13 @@ pub enum ParseError {
         /// Where the element starts.
         at: Position,
     },
+    /// A literal carriage return in text given to [`parse`] or
+    /// [`parse_prepared`]: normalise line ends with [`prepare`] first.
+    #[error("literal carriage return at {at}: normalise line ends first (ecos_xmldsig::prepare)")]
+    CarriageReturn {
+        /// Where.
+        at: Position,
+    },
     /// Not well-formed or not namespace-well-formed XML.
     #[error("malformed XML at {at}: {message}")]
     Malformed {
@@ -189,8 +197,19 @@ pub enum ParseError {
 /// Parse `bytes` as a namespace-aware XML document under `limits`.
 ///
 /// The returned tree borrows from `bytes`. A leading UTF-8 byte order mark is
-/// skipped.
+/// skipped. Input holding a literal carriage return is refused with
+/// [`ParseError::CarriageReturn`]: pass it through [`prepare`] first, which
+/// does the end-of-line handling of XML 1.0 §2.11 (roxmltree leaves some
+/// literal CRs unnormalised: after a reference at the end of a text chunk, and
+/// in comments and PIs). [`verify`](crate::verify) and [`sign`](crate::sign)
+/// do this themselves.
 pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Document<'a>, ParseError> {
+    let text = check_bytes(bytes, limits)?;
+    parse_prepared(text, limits)
+}
+
+/// The checks on raw bytes: size, UTF-8, BOM, declared encoding.
+fn check_bytes<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, ParseError> {
     if bytes.len() > limits.max_bytes {
         return Err(ParseError::TooLarge {
             size: bytes.len(),
@@ -202,6 +221,46 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Document<'a>, Parse
     })?;
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     check_declared_encoding(text)?;
+    Ok(text)
+}
+
+/// Check size, UTF-8 and the declared encoding, skip a BOM, and normalise
+/// line ends (CR LF and lone CR become LF, XML 1.0 §2.11); borrowed unless a
+/// literal CR was present. Feed the result to [`parse_prepared`].
+pub fn prepare<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Cow<'a, str>, ParseError> {
+    let text = check_bytes(bytes, limits)?;
+    if !text.contains('\r') {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Parse text from [`prepare`] (or any text without a literal CR) under `limits`.
+pub fn parse_prepared<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>, ParseError> {
+    if text.len() > limits.max_bytes {
+        return Err(ParseError::TooLarge {
+            size: text.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    if let Some(i) = text.find('\r') {
+        return Err(ParseError::CarriageReturn {
+            at: position_of(text, i),
+        });
+    }
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,

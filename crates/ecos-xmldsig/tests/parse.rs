@@ -181,3 +181,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn line_ends_are_normalised_by_prepare() {
+    use ecos_xmldsig::{parse_prepared, prepare};
+    let raw = "<r>a&gt;\r<b/>x\r\ny&#13;<!--c\r\nd--><?p q\rr?></r>";
+    match parse(raw.as_bytes(), &Limits::default()) {
+        Err(ParseError::CarriageReturn { at }) => assert_eq!(at, Position { line: 1, column: 9 }),
+        other => panic!("{other:?}"),
+    }
+    let text = prepare(raw.as_bytes(), &Limits::default()).unwrap();
+    let doc = parse_prepared(&text, &Limits::default()).unwrap();
+    // A literal CR after a reference is a line end (roxmltree alone keeps it
+    // as CR); `&#13;` stays a CR; comments and PIs are normalised too.
+    assert_eq!(
+        String::from_utf8(c14n::document_to_vec(
+            &doc,
+            Options::INCLUSIVE.with_comments(),
+            None
+        ))
+        .unwrap(),
+        "<r>a&gt;\n<b></b>x\ny&#xD;<!--c\nd--><?p q\nr?></r>"
+    );
+    assert!(matches!(
+        prepare(b"<r/>", &Limits::default()).unwrap(),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
