@@ -23,5 +23,9 @@ pub struct SyncAnswer {
 pub trait ServiceRequestHandler: Send + Sync + 'static {
     /// Process one posted document received at `received_at`. The request
     /// and its decision are durable before this returns.
-    fn submit<'a>(&'a self, body: &'a [u8], received_at: jiff::Timestamp) -> BoxFuture<'a, SyncAnswer>;
+    fn submit<'a>(
+        &'a self,
+        body: &'a [u8],
+        received_at: jiff::Timestamp,
+    ) -> BoxFuture<'a, SyncAnswer>;
 }

@@ -1,14 +1,25 @@
 //! The ECoS party: the 6.23 pipeline.
 //!
-//! - [`reason`]: the checks in order and the named reasons a request fails.
+//! - [`check`]: the checks, in their fixed order, over registration data
+//!   and inventory; the first failure is one named [`Reason`].
+//! - [`reason`]: the reasons, their evidence and the DUIS response codes.
 //! - [`config`]: every interpretation of the reference as a setting.
+//! - [`smki`]: the certificates held, signer lookup, cached path validation.
+//! - [`keys`]: the CoS, ACB and DSP keys behind the `ecos-smki` traits.
+//! - [`api`]: the port the HTTP layer calls.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod check;
 pub mod config;
+pub mod keys;
 pub mod reason;
+pub mod smki;
 
 pub use api::{ServiceRequestHandler, SyncAnswer};
+pub use check::{Accepted, CheckState, Checker, CosChoice, PendingFd, Refused};
 pub use config::{OnPendingFd, PartyConfig};
+pub use keys::{CosKey, PartyKeys};
 pub use reason::{Check, Reason, ResponseCodes};
+pub use smki::SmkiRegistry;
