@@ -208,8 +208,8 @@ pub enum ValueError {
     /// Not valid base64.
     #[error("not valid base64: {0}")]
     Base64(String),
-    /// Decodes, but is not a DER X.509 certificate.
-    #[error("not a DER X.509 certificate: {0}")]
+    /// Decodes, but is not an SMKI X.509 certificate (`ecos_smki::Certificate::from_der`).
+    #[error("not an SMKI X.509 certificate: {0}")]
     Certificate(String),
 }
 

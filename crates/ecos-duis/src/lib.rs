@@ -21,7 +21,7 @@ pub mod xml;
 pub use error::{DuisError, ValueError, WriteError};
 pub use ids::{RequestId, RequestIdError, ResponseId};
 pub use request::{
-    CANCELLATION_SENTINEL, CertificateDer, CommandVariant, CosRequest, DuisRequest, Execution,
+    CANCELLATION_SENTINEL, CommandVariant, CosRequest, DuisRequest, Execution,
     MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
     UpdateSecurityCredentialsCoS, cancellation_sentinel, read_request, read_request_header,
 };

@@ -1,5 +1,6 @@
 //! The typed DUIS request: header of any Service Request, body of 6.23.
 
+use ecos_smki::Certificate;
 use jiff::Timestamp;
 
 use crate::enums::{SERVICE_REFERENCE_VARIANTS, SERVICE_REFERENCES};
@@ -61,39 +62,15 @@ pub enum Execution {
     Cancellation,
 }
 
-/// A base64 DER certificate from the request, checked to be a well-formed X.509 certificate.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CertificateDer(Vec<u8>);
-
-impl CertificateDer {
-    /// Decode and check that the bytes are one DER X.509 certificate.
-    pub fn from_der(der: Vec<u8>) -> Result<Self, ValueError> {
-        use der::Decode as _;
-        x509_cert::Certificate::from_der(&der)
-            .map_err(|e| ValueError::Certificate(e.to_string()))?;
-        Ok(CertificateDer(der))
-    }
-    /// The DER bytes.
-    pub fn der(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for CertificateDer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CertificateDer({} bytes)", self.0.len())
-    }
-}
-
 /// `SupplierReplacementCertificates`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupplierReplacementCertificates {
-    /// `DigitalSigningCertificate` (target cell {2, DS}).
-    pub digital_signing: CertificateDer,
+    /// `DigitalSigningCertificate` (target cell {2, DS}), parsed by `ecos-smki`.
+    pub digital_signing: Certificate,
     /// `KeyAgreementCertificate` (target cell {2, KA}).
-    pub key_agreement: Option<CertificateDer>,
+    pub key_agreement: Option<Certificate>,
     /// `KeyAgreementTopUpCertificate` (target cell {2, KA, prepayment top-up}).
-    pub key_agreement_top_up: Option<CertificateDer>,
+    pub key_agreement_top_up: Option<Certificate>,
 }
 
 /// The body `sr:UpdateSecurityCredentialsCoS` of Service Request 6.23.
@@ -108,7 +85,7 @@ pub struct UpdateSecurityCredentialsCoS {
     /// `SupplierReplacementCertificates`.
     pub replacement_certificates: SupplierReplacementCertificates,
     /// `CertificationPathCertificates/Certificate`, 1 to 3.
-    pub certification_path: Vec<CertificateDer>,
+    pub certification_path: Vec<Certificate>,
     /// `ApplyTimeBasedCPVChecks`.
     pub apply_time_based_cpv_checks: bool,
     /// `ImportMPxN` (1 to 13 characters, not otherwise checked here).
@@ -403,10 +380,11 @@ fn read_request_id(el: &El<'_, '_>) -> Result<RequestId, DuisError> {
     })
 }
 
-fn certificate(el: &El<'_, '_>) -> Result<CertificateDer, DuisError> {
+/// A base64 DER certificate, parsed and profile-checked by `ecos-smki`.
+fn certificate(el: &El<'_, '_>) -> Result<Certificate, DuisError> {
     let t = el.simple_text()?;
     let der = values::base64(t).map_err(|r| invalid(el, t, r))?;
-    CertificateDer::from_der(der).map_err(|r| invalid(el, t, r))
+    Certificate::from_der(&der).map_err(|e| invalid(el, t, ValueError::Certificate(e.to_string())))
 }
 
 fn read_cos_body(el: &El<'_, '_>) -> Result<UpdateSecurityCredentialsCoS, DuisError> {

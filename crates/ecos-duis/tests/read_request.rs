@@ -73,11 +73,9 @@ const COS_FILES: &[(&str, u64, &str)] = &[
     ),
 ];
 
-/// The SKI (8 bytes) must sit in the DER as OCTET STRING 04 08 ....
-fn has_ski(der: &[u8], ski_hex: &str) -> bool {
-    let mut needle = vec![0x04, 0x08];
-    needle.extend(hex::decode(ski_hex).unwrap());
-    der.windows(needle.len()).any(|w| w == needle)
+/// The certificate's subjectKeyIdentifier, as parsed by ecos-smki.
+fn has_ski(c: &ecos_smki::Certificate, ski_hex: &str) -> bool {
+    c.ski() == Some(&hex::decode(ski_hex).unwrap()[..])
 }
 
 #[test]
@@ -128,22 +126,31 @@ fn reads_every_6_23_fixture() {
         assert_eq!(b.supplier_floor_seq_number, 0);
         assert_eq!(b.supplier_prepayment_top_up_floor_seq_number, Some(0));
         let rc = &b.replacement_certificates;
-        assert!(
-            has_ski(rc.digital_signing.der(), "4A8103ADAC183A89"),
-            "{file}"
-        );
+        assert!(has_ski(&rc.digital_signing, "4A8103ADAC183A89"), "{file}");
         assert!(has_ski(
-            rc.key_agreement.as_ref().unwrap().der(),
+            rc.key_agreement.as_ref().unwrap(),
             "483972547DCD7835"
         ));
         assert!(has_ski(
-            rc.key_agreement_top_up.as_ref().unwrap().der(),
+            rc.key_agreement_top_up.as_ref().unwrap(),
             "43049452FE1FCE0A"
         ));
+        for c in [
+            &rc.digital_signing,
+            rc.key_agreement.as_ref().unwrap(),
+            rc.key_agreement_top_up.as_ref().unwrap(),
+        ] {
+            assert_eq!(
+                c.eui().map(|e| e.to_compact()).as_deref(),
+                Some("90B3D51F30030000")
+            );
+            assert_eq!(c.role(), Some(ecos_smki::Role::Supplier));
+        }
         assert_eq!(b.certification_path.len(), 1);
+        assert!(b.certification_path[0].is_ca());
         // Z1's SKI
         assert!(
-            has_ski(b.certification_path[0].der(), "4F5688D7EC933BE2"),
+            has_ski(&b.certification_path[0], "4F5688D7EC933BE2"),
             "{file}"
         );
         assert!(b.apply_time_based_cpv_checks);
