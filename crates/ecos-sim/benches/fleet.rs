@@ -1,0 +1,2 @@
+//! Fleet benchmark (filled in below).
+fn main() {}

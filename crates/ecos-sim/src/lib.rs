@@ -1,0 +1,23 @@
+//! Simulated SMETS2 devices for testing ecos: the device side of GBCS CS02b
+//! (`gbcs-cs02b.md` §5–§12), a fleet, a seeded WAN and the supplier side.
+//!
+//! - [`device`]: one ESME/GSME ([`Device`]): trust anchor cells, counters,
+//!   ACB MAC and KRP signature checks, replacement with path validation,
+//!   signed responses, future-dated commands and the 0x00CB alert.
+//! - [`anchor`]: what a cell holds ([`Anchor`]) and the cells ([`CellId`]).
+//! - [`keys`]: device keys, explicit or derived from a seed ([`SeededKeys`]).
+//! - [`error`]: why a device refused a command ([`Rejection`]) and other
+//!   errors ([`SimError`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod anchor;
+pub mod device;
+pub mod error;
+pub mod keys;
+pub mod reference;
+
+pub use anchor::{Anchor, CELL_COUNT, CellId};
+pub use device::{Device, DeviceContext, DeviceKind, Fault, Handled, PendingCommand, ResponseTime};
+pub use error::{Rejection, SimError};
+pub use keys::{DeviceKeys, MirroredKeyAgreement, SeededKeys};
