@@ -12,7 +12,9 @@
 
 pub mod api;
 pub mod check;
+pub mod command;
 pub mod config;
+pub mod device;
 pub mod keys;
 pub mod reason;
 pub mod smki;
