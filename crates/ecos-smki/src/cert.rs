@@ -133,12 +133,12 @@ pub enum CertError {
         detail: String,
     },
     /// The OU is not a role code (for example the legacy decimal text `137`).
-    #[error("subject OU {ou:?}: {source}")]
+    #[error("subject OU {ou:?}: {reason}")]
     Ou {
         /// The OU text.
         ou: String,
-        /// The role error.
-        source: RoleError,
+        /// Why it is not a role code.
+        reason: RoleError,
     },
     /// An organisation certificate without an OU.
     #[error("subject: OU (role code) is missing")]
@@ -856,9 +856,9 @@ impl Certificate {
             }
         };
         let role = match &subject.ou {
-            Some(ou) => Some(Role::from_ou(ou).map_err(|source| CertError::Ou {
+            Some(ou) => Some(Role::from_ou(ou).map_err(|reason| CertError::Ou {
                 ou: ou.clone(),
-                source,
+                reason,
             })?),
             None => None,
         };

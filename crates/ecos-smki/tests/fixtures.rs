@@ -122,7 +122,7 @@ fn zaz1_certificates_parse_and_match_names_and_keys() {
         if name == LEGACY_137 {
             let err = Certificate::load(&path).unwrap_err();
             assert!(
-                matches!(&err, CertError::Ou { ou, source: RoleError::Syntax(_) } if ou == "137"),
+                matches!(&err, CertError::Ou { ou, reason: RoleError::Syntax(_) } if ou == "137"),
                 "{err:?}"
             );
             assert!(err.to_string().contains("OU \"137\""), "{err}");
