@@ -671,12 +671,38 @@ impl TestPki {
             dsp_xml_sign,
             devices: Vec::new(),
         };
-        pki.devices = spec
-            .devices
-            .iter()
-            .map(|&d| pki.mint_device(d))
-            .collect::<Result<_, _>>()?;
+        pki.devices = pki.mint_devices(&spec.devices)?;
         Ok(pki)
+    }
+
+    /// Mint many devices, in parallel over the available cores; the result
+    /// is in input order and identical to minting each with [`Self::mint_device`].
+    pub fn mint_devices(&self, euis: &[Eui64]) -> Result<Vec<DeviceCredentials>, TestPkiError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads <= 1 || euis.len() < 16 {
+            return euis.iter().map(|&e| self.mint_device(e)).collect();
+        }
+        let chunk = euis.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = euis
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|&e| self.mint_device(e))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(euis.len());
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| TestPkiError::Spec("a device-minting thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
     }
 
     /// Mint the DS and KA credentials of any device, deterministically from

@@ -291,3 +291,45 @@ fn keystore_orphan_keys_load() {
         assert_eq!(ka.public_key().as_bytes()[0], 4);
     }
 }
+
+/// A second parser (x509-parser) agrees on every fixture certificate we accept.
+#[test]
+fn x509_parser_agrees_on_fixtures() {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let Some(fx) = fixtures() else { return };
+    let mut n = 0;
+    for sub in ["zaz1", "keystore"] {
+        for path in pem_files(&fx.join(sub)) {
+            let Ok(c) = Certificate::load(&path) else {
+                continue;
+            };
+            let (rest, x) = X509Certificate::from_der(c.der()).unwrap();
+            assert!(rest.is_empty());
+            let name = path.display();
+            assert_eq!(
+                x.raw_serial()
+                    .iter()
+                    .copied()
+                    .skip_while(|&b| b == 0)
+                    .collect::<Vec<_>>(),
+                c.serial(),
+                "{name}"
+            );
+            assert_eq!(
+                x.public_key().subject_public_key.data.as_ref(),
+                c.public_key().as_bytes(),
+                "{name}"
+            );
+            assert_eq!(
+                x.validity().not_before.timestamp(),
+                c.not_before().as_second(),
+                "{name}"
+            );
+            assert_eq!(x.subject().as_raw(), c.subject_der(), "{name}");
+            assert_eq!(x.issuer().as_raw(), c.issuer_der(), "{name}");
+            assert_eq!(x.tbs_certificate.as_ref(), c.tbs_der(), "{name}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 19 + 416);
+}

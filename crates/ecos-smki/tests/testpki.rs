@@ -222,6 +222,21 @@ fn same_seed_same_bytes_and_devices_are_independent() {
     assert_eq!(minted.ds.cert.der(), d0.ds.cert.der());
     assert_eq!(minted.ka.key, d0.ka.key);
 
+    // Parallel minting equals one-by-one minting, in order.
+    let euis: Vec<Eui64> = (0..40u64)
+        .map(|i| Eui64::from_u64(0x00DB_0000_0000_0000 | i))
+        .collect();
+    let many = a.mint_devices(&euis).unwrap();
+    assert_eq!(many.len(), 40);
+    for (i, d) in many.iter().enumerate() {
+        assert_eq!(d.eui, euis[i]);
+        assert_eq!(d.ds.cert.eui(), Some(euis[i]));
+    }
+    assert_eq!(
+        many[17].ka.cert.der(),
+        a.mint_device(euis[17]).unwrap().ka.cert.der()
+    );
+
     // A different device list does not change the other credentials.
     let mut spec = TestPkiSpec::demo();
     spec.devices.truncate(1);
