@@ -29,7 +29,7 @@ pub use write::{
     Asn1Status, CertificateType, ChangeOfSupplier, CredentialsReplacementMode, DccAlert,
     DccAlertBody, DccAlertCode, DeviceType, EcosAlert, ExecutionOutcome, FutureDatedOutcome,
     MeterMpxns, MmcCosAlert, MmcHeader, RemotePartyRole, RemotePartySeqNumberChange,
-    ReplacementOutcome, ResponseCode, acknowledgement, dcc_alert, device_response,
+    ReplacementOutcome, ResponseCode, acknowledgement, cos_request, dcc_alert, device_response,
     error_acknowledgement, future_dated_response, mmc_cos_alert, mmc_cos_response,
 };
 pub use xml::Limits;

@@ -513,7 +513,14 @@ impl Out {
     }
     fn leaf(&mut self, name: &str, text: &str) -> Result<(), WriteError> {
         self.open(name)?;
-        self.w.write_event(Event::Text(BytesText::new(text)))?;
+        if text.contains('\r') {
+            // a literal CR would be normalised to LF by every reader
+            let escaped = quick_xml::escape::escape(text).replace('\r', "&#13;");
+            self.w
+                .write_event(Event::Text(BytesText::from_escaped(escaped)))?;
+        } else {
+            self.w.write_event(Event::Text(BytesText::new(text)))?;
+        }
         self.close(name)
     }
     fn finish(self) -> Vec<u8> {
@@ -796,6 +803,106 @@ pub fn dcc_alert(alert: &DccAlert, at: Timestamp) -> Result<Vec<u8>, WriteError>
     o.close("sr:DCCAlert")?;
     o.close("sr:DCCAlertMessage")?;
     close_response(o)
+}
+
+// --- the request itself (supplier side: simulators and tests) ---------------
+
+/// Write a 6.23 request as a supplier would send it (before signing): the
+/// inverse of [`crate::read_request`]. The cancellation is written as
+/// `3000-12-31T00:00:00.00Z`, as in the RTDS templates.
+pub fn cos_request(request: &crate::CosRequest) -> Result<Vec<u8>, WriteError> {
+    use crate::request::Execution;
+    let h = &request.header;
+    if h.service_reference != "6.23" || h.service_reference_variant != "6.23" {
+        return Err(WriteError::Inconsistent(format!(
+            "a 6.23 body needs ServiceReference 6.23/6.23, not {}/{}",
+            h.service_reference, h.service_reference_variant
+        )));
+    }
+    crate::values::decimal(&request.schema_version)
+        .map_err(|r| bad("schemaVersion", &request.schema_version, r))?;
+    let b = &request.body;
+    if b.supplier_floor_seq_number > crate::MAX_FLOOR_SEQ_NUMBER
+        || b.supplier_prepayment_top_up_floor_seq_number
+            .is_some_and(|n| n > crate::MAX_FLOOR_SEQ_NUMBER)
+    {
+        return Err(WriteError::Inconsistent(
+            "floor sequence number above 2^63-1".to_string(),
+        ));
+    }
+    if !(1..=3).contains(&b.certification_path.len()) {
+        return Err(WriteError::Inconsistent(format!(
+            "{} certification path certificates, 1 to 3 allowed",
+            b.certification_path.len()
+        )));
+    }
+    check_len("ImportMPxN", &b.import_mpxn, 1, 13)?;
+    let mut o = Out::new()?;
+    o.open_root(
+        "sr:Request",
+        &[
+            ("xmlns:sr", NS_SR),
+            ("xmlns:ds", NS_DS),
+            ("schemaVersion", request.schema_version.as_str()),
+        ],
+    )?;
+    o.open("sr:Header")?;
+    o.leaf("sr:RequestID", &h.request_id.to_string())?;
+    if let Some(f) = h.first_in_sequence {
+        o.leaf("sr:FirstInSequence", if f { "true" } else { "false" })?;
+    }
+    if let Some(p) = &h.preceding_request_id {
+        o.leaf("sr:PrecedingServiceRequestID", &p.to_string())?;
+    }
+    o.leaf("sr:CommandVariant", &h.command_variant.get().to_string())?;
+    o.leaf("sr:ServiceReference", "6.23")?;
+    o.leaf("sr:ServiceReferenceVariant", "6.23")?;
+    o.close("sr:Header")?;
+    o.open("sr:Body")?;
+    o.open("sr:UpdateSecurityCredentialsCoS")?;
+    match b.execution {
+        Execution::Immediate => {}
+        Execution::FutureDated(t) => o.leaf("sr:ExecutionDateTime", &format_date_time(t)?)?,
+        Execution::Cancellation => o.leaf("sr:ExecutionDateTime", "3000-12-31T00:00:00.00Z")?,
+    }
+    o.leaf(
+        "sr:SupplierFloorSeqNumber",
+        &b.supplier_floor_seq_number.to_string(),
+    )?;
+    if let Some(n) = b.supplier_prepayment_top_up_floor_seq_number {
+        o.leaf("sr:SupplierPrepaymentTopUpFloorSeqNumber", &n.to_string())?;
+    }
+    let rc = &b.replacement_certificates;
+    o.open("sr:SupplierReplacementCertificates")?;
+    o.leaf(
+        "sr:DigitalSigningCertificate",
+        &b64(rc.digital_signing.der()),
+    )?;
+    if let Some(c) = &rc.key_agreement {
+        o.leaf("sr:KeyAgreementCertificate", &b64(c.der()))?;
+    }
+    if let Some(c) = &rc.key_agreement_top_up {
+        o.leaf("sr:KeyAgreementTopUpCertificate", &b64(c.der()))?;
+    }
+    o.close("sr:SupplierReplacementCertificates")?;
+    o.open("sr:CertificationPathCertificates")?;
+    for c in &b.certification_path {
+        o.leaf("sr:Certificate", &b64(c.der()))?;
+    }
+    o.close("sr:CertificationPathCertificates")?;
+    o.leaf(
+        "sr:ApplyTimeBasedCPVChecks",
+        if b.apply_time_based_cpv_checks {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    o.leaf("sr:ImportMPxN", &b.import_mpxn)?;
+    o.close("sr:UpdateSecurityCredentialsCoS")?;
+    o.close("sr:Body")?;
+    o.close("sr:Request")?;
+    Ok(o.finish())
 }
 
 // --- MMC parsed view --------------------------------------------------------

@@ -121,7 +121,27 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         alert_code: DccAlertCode::new("N65").unwrap(),
         ..ecos.clone()
     };
+    let pki = ecos_smki::TestPki::generate(&ecos_smki::TestPkiSpec::demo()).unwrap();
+    let org = &pki.organisations()[1];
+    let request = CosRequest {
+        schema_version: "5.4".to_string(),
+        header: h.clone(),
+        body: UpdateSecurityCredentialsCoS {
+            execution: Execution::FutureDated("2030-01-02T00:00:00Z".parse().unwrap()),
+            supplier_floor_seq_number: 9223372036854775807,
+            supplier_prepayment_top_up_floor_seq_number: Some(1),
+            replacement_certificates: SupplierReplacementCertificates {
+                digital_signing: org.ds.cert.clone(),
+                key_agreement: Some(org.ka.cert.clone()),
+                key_agreement_top_up: Some(org.pp_ka.cert.clone()),
+            },
+            certification_path: vec![pki.issuing_ca().cert.clone(), pki.root().cert.clone()],
+            apply_time_based_cpv_checks: false,
+            import_mpxn: "1312345678333".to_string(),
+        },
+    };
     vec![
+        ("cos_request", cos_request(&request).unwrap()),
         ("ack_I99", acknowledgement(&h, at()).unwrap()),
         (
             "error_E062305",
@@ -413,18 +433,20 @@ fn every_kind_written_validates_against_the_duis_5_4_schema() {
     let schema = schemas.path().join("duis.xsd");
     let work = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for (name, bytes) in samples() {
+    let mut validated = 0;
+    let all = samples();
+    let kinds = all.len();
+    for (name, bytes) in all {
         let s = String::from_utf8(bytes).unwrap();
         let mut docs = vec![(format!("{name}.xml"), s.clone())];
-        if s.contains("<sr:Response ") {
-            // the signed form: Signature appended as the last child of the root
-            let signed = s.replacen(
-                "</sr:Response>",
-                &format!("{PLACEHOLDER_SIGNATURE}</sr:Response>"),
-                1,
-            );
-            docs.push((format!("{name}.signed.xml"), signed));
+        for root in ["</sr:Response>", "</sr:Request>"] {
+            if s.ends_with(root) {
+                // the signed form: Signature appended as the last child of the root
+                let signed = s.replacen(root, &format!("{PLACEHOLDER_SIGNATURE}{root}"), 1);
+                docs.push((format!("{name}.signed.xml"), signed));
+            }
         }
+        validated += docs.len();
         for (file, text) in docs {
             let p: PathBuf = work.path().join(&file);
             std::fs::write(&p, text).unwrap();
@@ -434,9 +456,12 @@ fn every_kind_written_validates_against_the_duis_5_4_schema() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // every kind unsigned; every sr: document also with a signature as the
+    // root's last child (the three MMC ra:GBCSResponse views have none)
+    assert_eq!(validated, 2 * kinds - 3);
 
     // negative control: the validator does reject a schema violation
-    let s = String::from_utf8(samples().remove(0).1).unwrap();
+    let s = String::from_utf8(samples().remove(1).1).unwrap();
     let broken = s.replace(
         "<sr:ResponseCode>I99</sr:ResponseCode>",
         "<sr:ResponseCode>I98</sr:ResponseCode>",
