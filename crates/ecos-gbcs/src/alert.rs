@@ -24,6 +24,7 @@ pub const ALERT_FD_FAILED: u16 = 0x8F67;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FutureDatedAlert {
     /// 0x8F66 (actioned) or 0x8F67 (failed).
+    #[serde(serialize_with = "crate::frame::ser_code")]
     pub alert_code: u16,
     /// The future-dated command's execution date-time.
     pub execution: ExecutionDateTime,

@@ -108,6 +108,7 @@ pub struct GroupingHeader {
     /// Present (12 bytes) in device responses; absent in commands and alerts.
     pub date_time: Option<DlmsDateTime>,
     /// The message code carried in other-information (0x0107, 0x00CB, ...).
+    #[serde(serialize_with = "ser_code")]
     pub message_code: u16,
 }
 
@@ -140,6 +141,11 @@ impl GroupingHeader {
         out.extend_from_slice(&self.message_code.to_be_bytes());
         write_length(out, content_len);
     }
+}
+
+/// Serialize a 16-bit code as `0x0107`.
+pub(crate) fn ser_code<S: serde::Serializer>(v: &u16, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("0x{v:04X}"))
 }
 
 /// The ACB's MAC header (general-ciphering with empty addressing fields).

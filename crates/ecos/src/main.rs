@@ -21,6 +21,9 @@ enum Command {
     /// SMKI certificates: inspect them and build a test PKI.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
+    /// GBCS CS02b messages: decode commands, responses and alerts, verify signature and MAC.
+    #[command(subcommand)]
+    Gbcs(cmd::gbcs::GbcsCommand),
     /// Run the service: DUIS endpoint, polling, metrics, health and admin API.
     Serve(cmd::serve::ServeArgs),
     /// Show or check the effective configuration.
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Pki(c) => cmd::pki::run(c),
+        Command::Gbcs(c) => cmd::gbcs::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::config::run(c),
     }
