@@ -436,7 +436,7 @@ impl ExecutionDateTime {
                         detail: "fractional seconds are not allowed".into(),
                     });
                 }
-                if dt.year() < 1 {
+                if dt.year() < 0 {
                     return Err(EncodeError::OutOfRange {
                         what: "executionDateTime",
                         detail: format!("year {} is not a 4-digit year", dt.year()),

@@ -41,6 +41,13 @@ impl<'a> Message<'a> {
         let code_mode = ReplacementMode::from_message_code(code);
         let body = match (frame.header.cra, code_mode) {
             (Cra::Command, Some(want)) => {
+                if frame.header.date_time.is_some() {
+                    return Err(DecodeError::BadValue {
+                        what: "date-time length",
+                        offset: frame.signed_range().start + 28,
+                        detail: "12; commands carry no date-time".into(),
+                    });
+                }
                 let c = UpdateSecurityCredentials::decode(frame.content(), base)?;
                 if c.control.mode != want {
                     return Err(DecodeError::BadValue {
