@@ -970,6 +970,19 @@ impl Cs02bCommand {
         let apdu = self.sign(signer)?;
         crate::mac::wrap(&apdu, acb, device_ka)
     }
+
+    /// The self-check before release (`gbcs-cs02b.md` §13.5): `bytes` (signed,
+    /// with or without the MAC layer) re-parse to exactly this command, and
+    /// the signature verifies with `key` (the certificate of the key used).
+    pub fn check_signed(&self, bytes: &[u8], key: &P256PublicKey) -> Result<(), GbcsError> {
+        let msg = crate::message::Message::decode(bytes)?;
+        if msg.command().as_ref() != Some(self) {
+            return Err(GbcsError::Encode(EncodeError::Inconsistent(
+                "the signed bytes do not decode to the command that was built",
+            )));
+        }
+        msg.frame.verify_signature(key)
+    }
 }
 
 #[cfg(test)]

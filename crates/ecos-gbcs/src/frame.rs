@@ -157,6 +157,14 @@ pub struct MacHeader {
     pub invocation_counter: u32,
 }
 
+impl MacHeader {
+    /// What every RTDS vector carries: security control 0x11, invocation counter 0.
+    pub const RTDS: MacHeader = MacHeader {
+        security_control: SECURITY_CONTROL_AUTH_ONLY,
+        invocation_counter: 0,
+    };
+}
+
 /// The signature part of the General-Signing APDU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureField {
@@ -526,11 +534,16 @@ impl GeneralSigning {
     }
 }
 
-/// The MAC header for an APDU of `apdu_len` bytes.
+/// The RTDS MAC header for an APDU of `apdu_len` bytes.
 pub fn mac_header(apdu_len: usize) -> Vec<u8> {
+    mac_header_with(apdu_len, MacHeader::RTDS)
+}
+
+/// A MAC header with the given security control and invocation counter.
+pub fn mac_header_with(apdu_len: usize, mh: MacHeader) -> Vec<u8> {
     let mut out = vec![GENERAL_CIPHERING_TAG, 0, 0, 0, 0, 0, 0];
     write_length(&mut out, SC_IC_LEN + apdu_len + MAC_LEN);
-    out.push(SECURITY_CONTROL_AUTH_ONLY);
-    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.push(mh.security_control);
+    out.extend_from_slice(&mh.invocation_counter.to_be_bytes());
     out
 }

@@ -11,9 +11,7 @@ use aws_lc_rs::digest;
 use ecos_smki::{Eui64, KeyAgreement, P256PublicKey};
 
 use crate::error::GbcsError;
-use crate::frame::{
-    Frame, GroupingHeader, MAC_LEN, MacHeader, SECURITY_CONTROL_AUTH_ONLY, mac_header,
-};
+use crate::frame::{Frame, GroupingHeader, MAC_LEN, MacHeader, mac_header_with};
 
 /// The KDF's AlgorithmID prefix of OtherInfo (7 bytes).
 pub const KDF_ALGORITHM_ID: [u8; 7] = [0x60, 0x85, 0x74, 0x06, 0x08, 0x03, 0x00];
@@ -98,23 +96,31 @@ pub fn gmac(
 }
 
 /// Wrap a General-Signing APDU (`DF … 40 r‖s`, or `… 00` for MAC-only) in
-/// the MAC header and append the ACB MAC.
+/// the MAC header and append the ACB MAC, with the header every RTDS vector
+/// carries ([`MacHeader::RTDS`]: security control 0x11, invocation counter 0).
 pub fn wrap(
     apdu: &[u8],
     own: &dyn KeyAgreement,
     peer: &P256PublicKey,
+) -> Result<Vec<u8>, GbcsError> {
+    wrap_with(apdu, own, peer, MacHeader::RTDS)
+}
+
+/// [`wrap`] with an explicit security control and invocation counter (their
+/// bit meanings are an interpretation, so they are configurable).
+pub fn wrap_with(
+    apdu: &[u8],
+    own: &dyn KeyAgreement,
+    peer: &P256PublicKey,
+    mh: MacHeader,
 ) -> Result<Vec<u8>, GbcsError> {
     let frame = Frame::decode(apdu)?;
     if frame.mac_header.is_some() {
         return Err(GbcsError::Crypto("APDU is already MAC-wrapped"));
     }
     let key = derive_key(own, peer, &frame.header)?;
-    let mh = MacHeader {
-        security_control: SECURITY_CONTROL_AUTH_ONLY,
-        invocation_counter: 0,
-    };
     let mac = gmac(&key, frame.header.originator, &mh, apdu)?;
-    let mut out = mac_header(apdu.len());
+    let mut out = mac_header_with(apdu.len(), mh);
     out.reserve(apdu.len() + MAC_LEN);
     out.extend_from_slice(apdu);
     out.extend_from_slice(&mac);

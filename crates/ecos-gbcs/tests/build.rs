@@ -270,3 +270,46 @@ fn device_response_and_alert_round_trip() {
         assert_eq!(msg.body, Body::Alert(alert));
     }
 }
+
+#[test]
+fn self_check_and_configurable_mac_header() {
+    let signer = fresh_signer();
+    let acb = fresh_ka();
+    let device = fresh_ka();
+    let fake_cert = CertificateDer::new(vec![0x30, 0x00]).unwrap();
+    let params = |counter| TransCosByTransCos {
+        counter,
+        originator: TCOS,
+        recipient: DEVICE,
+        new_cos_ds: fake_cert.clone(),
+        certification_path: vec![],
+        apply_time_based_cpv_checks: false,
+        new_floor_seq_number: None,
+        execution: None,
+    };
+    let cmd = Cs02bCommand::trans_cos_by_trans_cos(params(5)).unwrap();
+    let bytes = cmd
+        .sign_and_mac(&signer, &acb, device.public_key())
+        .unwrap();
+    cmd.check_signed(&bytes, signer.public_key()).unwrap();
+    let other = Cs02bCommand::trans_cos_by_trans_cos(params(6)).unwrap();
+    assert!(other.check_signed(&bytes, signer.public_key()).is_err());
+    assert!(
+        cmd.check_signed(&bytes, fresh_signer().public_key())
+            .is_err()
+    );
+
+    let apdu = cmd.sign(&signer).unwrap();
+    let mh = ecos_gbcs::MacHeader {
+        security_control: 0x31,
+        invocation_counter: 7,
+    };
+    let wrapped = mac::wrap_with(&apdu, &acb, device.public_key(), mh).unwrap();
+    let frame = Frame::decode(&wrapped).unwrap();
+    assert_eq!(frame.mac_header, Some(mh));
+    mac::verify(&frame, &device, acb.public_key()).unwrap();
+    assert!(
+        mac::wrap(&wrapped, &acb, device.public_key()).is_err(),
+        "double wrap"
+    );
+}
