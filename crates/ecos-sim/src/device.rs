@@ -257,6 +257,14 @@ impl Device {
         }
     }
 
+    /// A copy of this device (sharing its anchors) under another EUI and kind.
+    pub fn clone_as(&self, eui: Eui64, kind: DeviceKind) -> Device {
+        let mut d = self.clone();
+        d.eui = eui;
+        d.kind = kind;
+        d
+    }
+
     /// The device EUI.
     pub fn eui(&self) -> Eui64 {
         self.eui

@@ -14,10 +14,14 @@
 pub mod anchor;
 pub mod device;
 pub mod error;
+pub mod fleet;
+pub mod headend;
 pub mod keys;
 pub mod reference;
 
 pub use anchor::{Anchor, CELL_COUNT, CellId};
 pub use device::{Device, DeviceContext, DeviceKind, Fault, Handled, PendingCommand, ResponseTime};
 pub use error::{Rejection, SimError};
+pub use fleet::{CosCredential, Fleet, FleetError, KeySource, Templates};
+pub use headend::{HeadEnd, SupplierCredentials};
 pub use keys::{DeviceKeys, MirroredKeyAgreement, SeededKeys};
