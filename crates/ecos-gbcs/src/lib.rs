@@ -15,6 +15,45 @@
 //!
 //! Signing and key agreement go through [`ecos_smki::Signer`] and
 //! [`ecos_smki::KeyAgreement`], so an HSM can stand behind them.
+//!
+//! ```
+//! use ecos_gbcs::{CertificateDer, Cs02bCommand, Message, SupplierByTransCos, SupplierFloors, mac};
+//! use ecos_smki::{Eui64, KeyAgreement, Signer, SoftwareKeyAgreement, SoftwareSigner};
+//! # fn key() -> Vec<u8> {
+//! #     use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+//! #     let rng = aws_lc_rs::rand::SystemRandom::new();
+//! #     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap().as_ref().to_vec()
+//! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (cos, acb, device) = (
+//!     SoftwareSigner::from_bytes(&key())?,
+//!     SoftwareKeyAgreement::from_bytes(&key())?,
+//!     SoftwareKeyAgreement::from_bytes(&key())?,
+//! );
+//! # let cert = || CertificateDer::new(vec![0x30, 0x00]).unwrap();
+//! let cmd = Cs02bCommand::supplier_by_trans_cos(SupplierByTransCos {
+//!     counter: 6001,
+//!     originator: "90B3D51F30000004".parse()?,
+//!     recipient: "00DB1234567890A0".parse()?,
+//!     supplier_ds: cert(),
+//!     supplier_ka: cert(),
+//!     supplier_pp_ka: Some(cert()),
+//!     certification_path: vec![cert()],
+//!     apply_time_based_cpv_checks: true,
+//!     supplier_floors: Some(SupplierFloors { floor: 0, prepayment_top_up_floor: Some(0) }),
+//!     execution: None,
+//! })?;
+//! let bytes = cmd.sign_and_mac(&cos, &acb, device.public_key())?;
+//! cmd.check_signed(&bytes, cos.public_key())?;
+//!
+//! // The device side: decode, verify the signature and the MAC.
+//! let msg = Message::decode(&bytes)?;
+//! msg.frame.verify_signature(cos.public_key())?;
+//! mac::verify(&msg.frame, &device, acb.public_key())?;
+//! assert_eq!(msg.command(), Some(cmd));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
