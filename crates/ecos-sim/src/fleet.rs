@@ -344,11 +344,12 @@ impl Fleet {
     }
 
     /// Execute every held command due at `now`; the signed 0x00CB alerts
-    /// with their devices. `fault` picks a fault per device.
+    /// with their devices. `fault` picks a fault per device and
+    /// replacement mode of the held command.
     pub fn tick(
         &self,
         now: Timestamp,
-        mut fault: impl FnMut(Eui64) -> Option<Fault>,
+        mut fault: impl FnMut(Eui64, u32) -> Option<Fault>,
     ) -> Vec<(Eui64, Result<Vec<u8>, FleetError>)> {
         let mut out = Vec::new();
         for shard in &self.shards {
@@ -375,7 +376,10 @@ impl Fleet {
                 let Some(dev) = g.devices.get_mut(&eui) else {
                     continue;
                 };
-                match dev.tick(keys.ds.as_ref(), &self.context, now, fault(eui)) {
+                let f = dev
+                    .pending()
+                    .and_then(|p| fault(eui, p.content.control.mode.0));
+                match dev.tick(keys.ds.as_ref(), &self.context, now, f) {
                     Ok(Some(alert)) => out.push((eui, Ok(alert))),
                     Ok(None) => {}
                     Err(r) => out.push((eui, Err(FleetError::Rejected(eui, r)))),

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod headend;
 pub mod keys;
 pub mod reference;
+pub mod wan;
 
 pub use anchor::{Anchor, CELL_COUNT, CellId};
 pub use device::{Device, DeviceContext, DeviceKind, Fault, Handled, PendingCommand, ResponseTime};
@@ -25,3 +26,4 @@ pub use error::{Rejection, SimError};
 pub use fleet::{CosCredential, Fleet, FleetError, KeySource, Templates};
 pub use headend::{HeadEnd, SupplierCredentials};
 pub use keys::{DeviceKeys, MirroredKeyAgreement, SeededKeys};
+pub use wan::{DeviceTransport, Inbound, Latency, SimClock, SimWan, WanConfig};

@@ -207,10 +207,10 @@ fn future_dated_commands_fall_due_in_the_fleet() {
     );
     let due: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
     assert_eq!(w.fleet.next_due(), Some(due));
-    assert!(w.fleet.tick(w.now, |_| None).is_empty());
+    assert!(w.fleet.tick(w.now, |_, _| None).is_empty());
     let alerts = w
         .fleet
-        .tick(due, |e| (e == dev(4)).then_some(Fault(StatusCode(30))));
+        .tick(due, |e, _| (e == dev(4)).then_some(Fault(StatusCode(30))));
     assert_eq!(alerts.len(), 4);
     for (eui, a) in alerts {
         let a = a.unwrap();
