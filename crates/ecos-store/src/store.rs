@@ -45,6 +45,29 @@ impl StoreLocation {
         StoreLocation::Sqlite(dir.as_ref().join("ecos.db"))
     }
 
+    /// From a URL: `sqlite://PATH` (or `sqlite:PATH`), `postgres://...` / `postgresql://...`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "database URL {url:?}: no file path"
+                )));
+            }
+            Ok(StoreLocation::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreLocation::postgres(url))
+        } else {
+            Err(StoreError::Invalid(format!(
+                "database URL {:?}: expected sqlite://PATH or postgres://...",
+                url.split('@').next_back().unwrap_or("")
+            )))
+        }
+    }
+
     /// A PostgreSQL URL, default schema.
     pub fn postgres(url: impl Into<String>) -> Self {
         StoreLocation::Postgres {
@@ -125,7 +148,7 @@ const DEV_CHUNK: usize = 2000;
 
 /// Upsert `(device, source_file, source_line)` records with multi-row statements (both backends).
 macro_rules! upsert_devices {
-    ($conn:expr, $records:expr, $progress:expr) => {{
+    ($dollar:expr, $conn:expr, $records:expr, $progress:expr) => {{
         let records: &[(&Device, Option<&str>, Option<i64>)] = $records;
         let progress: &mut (dyn FnMut(ImportProgress) + Send) = $progress;
         let total = records.len() as u64;
@@ -139,7 +162,7 @@ macro_rules! upsert_devices {
                  comms_hub_eui = excluded.comms_hub_eui, csp_region = excluded.csp_region, \
                  firmware_version = excluded.firmware_version, last_contact = excluded.last_contact, \
                  source_file = excluded.source_file, source_line = excluded.source_line",
-                placeholders(1, chunk.len(), 13)
+                placeholders($dollar, chunk.len(), 13)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (d, file, line) in chunk {
@@ -268,9 +291,12 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn placeholders(start: usize, rows: usize, cols: usize) -> String {
+/// `(p, p, ...), (...)` for a multi-row VALUES list. PostgreSQL gets `$1, $2, ...`; SQLite
+/// gets anonymous `?` (it resolves named `$N` parameters with a linear search, which makes
+/// statements with thousands of them quadratic to prepare).
+fn placeholders(dollar: bool, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 7);
-    let mut n = start;
+    let mut n = 1usize;
     for r in 0..rows {
         if r > 0 {
             s.push(',');
@@ -280,8 +306,12 @@ fn placeholders(start: usize, rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
+            if dollar {
+                s.push('$');
+                s.push_str(&n.to_string());
+            } else {
+                s.push('?');
+            }
             n += 1;
         }
         s.push(')');
@@ -289,11 +319,16 @@ fn placeholders(start: usize, rows: usize, cols: usize) -> String {
     s
 }
 
-fn in_list(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `p, p, ...` for an `IN (...)` list (see [`placeholders`]).
+fn in_list(dollar: bool, n: usize) -> String {
+    if dollar {
+        (1..=n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        vec!["?"; n].join(",")
+    }
 }
 
 fn copy_escape(out: &mut Vec<u8>, s: &str) {
@@ -377,6 +412,11 @@ impl Store {
             config,
             tz,
         })
+    }
+
+    /// Whether placeholders are `$N` (PostgreSQL) rather than `?` (SQLite).
+    fn dollar(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
     /// Which backend this store runs on.
@@ -470,7 +510,7 @@ impl Store {
             let sql = format!(
                 "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
                  FROM registration WHERE mpxn IN ({})",
-                in_list(chunk.len())
+                in_list(self.dollar(), chunk.len())
             );
             let rows: Vec<RegTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -669,7 +709,7 @@ impl Store {
         for chunk in euis.chunks(KEY_CHUNK) {
             let sql = format!(
                 "SELECT {DEV_COLS} FROM devices WHERE eui IN ({})",
-                in_list(chunk.len())
+                in_list(self.dollar(), chunk.len())
             );
             let rows: Vec<DevTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -690,7 +730,7 @@ impl Store {
     pub async fn upsert_device(&self, device: &Device) -> Result<()> {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            upsert_devices!(tx, &[(device, None, None)], &mut |_| {});
+            upsert_devices!(self.dollar(), tx, &[(device, None, None)], &mut |_| {});
             tx.commit().await?;
         });
         Ok(())
@@ -777,7 +817,7 @@ impl Store {
         let n = devices.len() as u64;
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            upsert_devices!(tx, &records, &mut *progress);
+            upsert_devices!(self.dollar(), tx, &records, &mut *progress);
             Self::file_record_query(FileKind::Inventory, opts, &sha, n)
                 .execute(&mut *tx)
                 .await?;
@@ -934,7 +974,7 @@ async fn write_registration_sqlite(
         for chunk in keys.chunks(KEY_CHUNK) {
             let sql = format!(
                 "DELETE FROM registration WHERE mpxn IN ({})",
-                in_list(chunk.len())
+                in_list(false, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for m in chunk {
@@ -950,7 +990,7 @@ async fn write_registration_sqlite(
     let total = flat.len() as u64;
     let full_sql = format!(
         "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
-        placeholders(1, SQLITE_REG_CHUNK, 7)
+        placeholders(false, SQLITE_REG_CHUNK, 7)
     );
     let mut done = 0u64;
     for chunk in flat.chunks(SQLITE_REG_CHUNK) {
@@ -959,7 +999,7 @@ async fn write_registration_sqlite(
         } else {
             format!(
                 "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
-                placeholders(1, chunk.len(), 7)
+                placeholders(false, chunk.len(), 7)
             )
         };
         let mut q = sqlx::query(AssertSqlSafe(sql));

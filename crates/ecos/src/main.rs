@@ -24,6 +24,15 @@ enum Command {
     /// GBCS CS02b messages: decode commands, responses and alerts, verify signature and MAC.
     #[command(subcommand)]
     Gbcs(cmd::gbcs::GbcsCommand),
+    /// Registration data: import files, look up the registered supplier.
+    #[command(subcommand)]
+    Regdata(cmd::regdata::RegdataCommand),
+    /// Smart metering inventory and service users: import files, show a device.
+    #[command(subcommand)]
+    Inventory(cmd::inventory::InventoryCommand),
+    /// Synthetic data sets for demos, tests and benchmarks.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
     /// Run the service: DUIS endpoint, polling, metrics, health and admin API.
     Serve(cmd::serve::ServeArgs),
     /// Show or check the effective configuration.
@@ -40,6 +49,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Pki(c) => cmd::pki::run(c),
         Command::Gbcs(c) => cmd::gbcs::run(c),
+        Command::Regdata(c) => cmd::regdata::run(c),
+        Command::Inventory(c) => cmd::inventory::run(c),
+        Command::Data(c) => cmd::data::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::config::run(c),
     }

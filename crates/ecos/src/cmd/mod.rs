@@ -3,3 +3,6 @@ pub mod gbcs;
 pub mod pki;
 pub mod config;
 pub mod serve;
+pub mod regdata;
+pub mod inventory;
+pub mod data;
