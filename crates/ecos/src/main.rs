@@ -21,6 +21,9 @@ enum Command {
     /// SMKI certificates: inspect them and build a test PKI.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
+    /// DUIS XML signatures: sign and verify under the pinned XML-DSig profile.
+    #[command(subcommand)]
+    Duis(cmd::duis::DuisCommand),
     /// GBCS CS02b messages: decode commands, responses and alerts, verify signature and MAC.
     #[command(subcommand)]
     Gbcs(cmd::gbcs::GbcsCommand),
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Pki(c) => cmd::pki::run(c),
+        Command::Duis(c) => cmd::duis::run(c),
         Command::Gbcs(c) => cmd::gbcs::run(c),
         Command::Regdata(c) => cmd::regdata::run(c),
         Command::Inventory(c) => cmd::inventory::run(c),

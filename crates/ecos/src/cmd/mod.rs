@@ -1,4 +1,5 @@
 //! One module per top-level command.
+pub mod duis;
 pub mod gbcs;
 pub mod pki;
 pub mod config;
