@@ -109,6 +109,7 @@ pub mod generate;
 pub mod import;
 pub mod model;
 pub mod mpxn;
+pub mod pipeline;
 mod store;
 
 pub use error::{FileLine, Result, RowError, StoreError};
@@ -117,4 +118,8 @@ pub use model::{
     CosCredential, Device, DeviceStatus, DeviceType, Registration, ServiceUser, StoreCounts,
 };
 pub use mpxn::{CheckDigitPolicies, CheckDigitPolicy, Fuel, Mpxn, MpxnError};
+pub use pipeline::{
+    AuditBreak, AuditEntry, AuditVerification, NewAuditEntry, NewRequest, OutboundMessage,
+    RequestKind, RequestState, RequestUpdate, StoredRequest,
+};
 pub use store::{BackendKind, Store, StoreConfig, StoreLocation};

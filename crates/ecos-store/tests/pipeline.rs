@@ -1,0 +1,453 @@
+//! The pipeline's durable state on both backends: replay protection, GBCS counters,
+//! requests, the audit chain and the outbound queue, including concurrent use.
+
+mod common;
+
+use ecos_smki::Eui64;
+use ecos_store::{
+    NewAuditEntry, NewRequest, RequestKind, RequestState, RequestUpdate, Store, StoreError,
+};
+
+const SUPPLIER: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x03, 0x00, 0x00]);
+const OTHER: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x01, 0x00, 0x00]);
+const ECOS: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x00, 0x00, 0x04]);
+const DEVICE: Eui64 = Eui64([0x00, 0xDB, 0x12, 0x34, 0x56, 0x78, 0x90, 0xA0]);
+
+async fn request_counters(s: Store) {
+    assert_eq!(s.last_request_counter(SUPPLIER).await.unwrap(), None);
+    assert!(
+        s.check_and_advance_request_counter(SUPPLIER, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.check_and_advance_request_counter(SUPPLIER, 10)
+            .await
+            .unwrap(),
+        "replay"
+    );
+    assert!(
+        !s.check_and_advance_request_counter(SUPPLIER, 9)
+            .await
+            .unwrap(),
+        "older"
+    );
+    assert!(
+        s.check_and_advance_request_counter(SUPPLIER, 11)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.check_and_advance_request_counter(OTHER, 1).await.unwrap(),
+        "per originator"
+    );
+    // The full u64 range orders correctly (values above 2^63).
+    assert!(
+        s.check_and_advance_request_counter(SUPPLIER, (1 << 63) + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.check_and_advance_request_counter(SUPPLIER, 1 << 62)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.check_and_advance_request_counter(SUPPLIER, u64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.check_and_advance_request_counter(SUPPLIER, u64::MAX)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.last_request_counter(SUPPLIER).await.unwrap(),
+        Some(u64::MAX)
+    );
+
+    // Concurrent submissions of the same counter: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.check_and_advance_request_counter(OTHER, 1000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += u32::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn gbcs_counters(s: Store) {
+    let a = s.reserve_gbcs_counters(ECOS, 1).await.unwrap();
+    assert_eq!(a, 1..2);
+    let b = s.reserve_gbcs_counters(ECOS, 10).await.unwrap();
+    assert_eq!(b, 2..12);
+    assert_eq!(s.next_gbcs_counter(ECOS).await.unwrap(), Some(12));
+    assert!(matches!(
+        s.reserve_gbcs_counters(ECOS, 0).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Concurrent reservations never overlap and never repeat.
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.reserve_gbcs_counters(ECOS, 1 + i % 3).await.unwrap()
+        }));
+    }
+    let mut ranges = vec![a, b];
+    for t in tasks {
+        ranges.push(t.await.unwrap());
+    }
+    ranges.sort_by_key(|r| r.start);
+    for w in ranges.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "contiguous, disjoint: {ranges:?}");
+    }
+}
+
+#[tokio::test]
+async fn gbcs_counter_floor_and_restart_on_sqlite() {
+    // The floor lifts a party's counters; a store reopened on the same file continues above.
+    let dir = tempfile::tempdir().unwrap();
+    let loc = ecos_store::StoreLocation::sqlite_in_dir(dir.path());
+    let floor =
+        ecos_store::pipeline::time_based_counter_floor("2024-01-01T00:00:00Z".parse().unwrap());
+    let cfg = ecos_store::StoreConfig {
+        gbcs_counter_floor: floor,
+        ..Default::default()
+    };
+    let s1 = Store::open(&loc, cfg.clone()).await.unwrap();
+    let r1 = s1.reserve_gbcs_counters(ECOS, 5).await.unwrap();
+    assert_eq!(r1.start, floor + 1);
+    s1.close().await;
+    let s2 = Store::open(&loc, ecos_store::StoreConfig::default())
+        .await
+        .unwrap();
+    let r2 = s2.reserve_gbcs_counters(ECOS, 1).await.unwrap();
+    assert_eq!(
+        r2.start, r1.end,
+        "a lower floor after restart does not go back"
+    );
+    s2.close().await;
+    let higher = ecos_store::StoreConfig {
+        gbcs_counter_floor: floor + 1_000,
+        ..Default::default()
+    };
+    let s3 = Store::open(&loc, higher).await.unwrap();
+    assert_eq!(
+        s3.reserve_gbcs_counters(ECOS, 1).await.unwrap().start,
+        floor + 1_001
+    );
+    // Exhaustion is an error, not a wrap.
+    let top = ecos_store::StoreConfig {
+        gbcs_counter_floor: u64::MAX - 3,
+        ..Default::default()
+    };
+    let s4 = Store::open(&loc, top).await.unwrap();
+    assert_eq!(
+        s4.reserve_gbcs_counters(OTHER, 2).await.unwrap(),
+        u64::MAX - 2..u64::MAX
+    );
+    assert!(matches!(
+        s4.reserve_gbcs_counters(OTHER, 1).await,
+        Err(StoreError::CounterExhausted { .. })
+    ));
+}
+
+fn req(id: &str, kind: RequestKind, exec: Option<&str>) -> NewRequest {
+    NewRequest {
+        request_id: id.to_string(),
+        originator: SUPPLIER,
+        device: DEVICE,
+        kind,
+        execution_time: exec.map(|t| t.parse().unwrap()),
+        request_xml: Some("<sr:Request/>".into()),
+    }
+}
+
+async fn request_lifecycle(s: Store) {
+    let r = s
+        .insert_request(&req(
+            "90-B3-D5-1F-30-03-00-00:00-DB-12-34-56-78-90-A0:1",
+            RequestKind::Immediate,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.state, RequestState::Received);
+    assert_eq!(r.request_xml.as_deref(), Some("<sr:Request/>"));
+    let e = s
+        .insert_request(&req(&r.request_id, RequestKind::Immediate, None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::DuplicateRequest(_)), "{e}");
+
+    let mut up = RequestUpdate::to(RequestState::Accepted);
+    up.command = Some(vec![0xDF, 0x09, 0x01]);
+    up.gbcs_counter = Some(u64::MAX - 1);
+    let a = s
+        .transition_request(&r.request_id, &[RequestState::Received], up)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.state, a.command.as_deref(), a.gbcs_counter),
+        (
+            RequestState::Accepted,
+            Some(&[0xDF, 0x09, 0x01][..]),
+            Some(u64::MAX - 1)
+        )
+    );
+    // A stale transition is refused and changes nothing.
+    let e = s
+        .transition_request(
+            &r.request_id,
+            &[RequestState::Received],
+            RequestUpdate::to(RequestState::Rejected).with_reason("E4"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::RequestState { ref actual, .. } if actual == "accepted"),
+        "{e}"
+    );
+    let d = s
+        .transition_request(
+            &r.request_id,
+            &[RequestState::Received, RequestState::Accepted],
+            RequestUpdate::to(RequestState::Dispatched),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.command, a.command, "unset fields kept");
+    let c = s
+        .transition_request(
+            &r.request_id,
+            &[RequestState::Dispatched],
+            RequestUpdate::to(RequestState::Completed).with_reason("I0"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.decision_reason.as_deref(), Some("I0"));
+    assert!(matches!(
+        s.transition_request(
+            "nope",
+            &[RequestState::Received],
+            RequestUpdate::to(RequestState::Accepted)
+        )
+        .await,
+        Err(StoreError::RequestNotFound(_))
+    ));
+
+    // Future-dated: pending until it completes or is cancelled.
+    assert_eq!(
+        s.pending_future_dated_for_device(DEVICE).await.unwrap(),
+        None,
+        "immediate ones do not count"
+    );
+    let fd = s
+        .insert_request(&req(
+            "fd-1",
+            RequestKind::FutureDated,
+            Some("2030-01-01T00:00:00Z"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pending_future_dated_for_device(DEVICE)
+            .await
+            .unwrap()
+            .map(|r| r.request_id),
+        Some("fd-1".into())
+    );
+    s.transition_request(
+        &fd.request_id,
+        &[RequestState::Received],
+        RequestUpdate::to(RequestState::Accepted),
+    )
+    .await
+    .unwrap();
+    let fd2 = s
+        .insert_request(&req(
+            "fd-2",
+            RequestKind::FutureDated,
+            Some("2029-06-01T00:00:00Z"),
+        ))
+        .await
+        .unwrap();
+    s.transition_request(
+        &fd2.request_id,
+        &[RequestState::Received],
+        RequestUpdate::to(RequestState::Accepted),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.pending_future_dated_for_device(DEVICE)
+            .await
+            .unwrap()
+            .map(|r| r.request_id),
+        Some("fd-2".into()),
+        "earliest first"
+    );
+    let due = s
+        .future_dated_due("2029-12-31T00:00:00Z".parse().unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["fd-2"]
+    );
+    let due = s
+        .future_dated_due("2030-01-01T00:00:00Z".parse().unwrap(), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 2);
+    s.transition_request(
+        "fd-2",
+        &[RequestState::Accepted],
+        RequestUpdate::to(RequestState::Cancelled),
+    )
+    .await
+    .unwrap();
+    s.transition_request(
+        "fd-1",
+        &[RequestState::Accepted],
+        RequestUpdate::to(RequestState::Dispatched),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.pending_future_dated_for_device(DEVICE)
+            .await
+            .unwrap()
+            .map(|r| r.request_id),
+        Some("fd-1".into()),
+        "dispatched is still pending"
+    );
+    s.transition_request(
+        "fd-1",
+        &[RequestState::Dispatched],
+        RequestUpdate::to(RequestState::Failed).with_reason("8F67"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.pending_future_dated_for_device(DEVICE).await.unwrap(),
+        None
+    );
+    let got = s.request("fd-1").await.unwrap().unwrap();
+    assert_eq!(
+        got.execution_time,
+        Some("2030-01-01T00:00:00Z".parse().unwrap())
+    );
+    assert!(got.updated_at >= got.created_at);
+}
+
+async fn audit_chain(s: Store) {
+    let v = s.verify_audit_chain().await.unwrap();
+    assert_eq!((v.entries, v.first_broken), (0, None));
+    let first = s
+        .append_audit(&NewAuditEntry {
+            actor: "90B3D51F30030000",
+            action: "request.received",
+            subject: "r1",
+            detail: "{}",
+        })
+        .await
+        .unwrap();
+    assert_eq!((first.seq, first.prev_hash), (1, [0u8; 32]));
+    assert_eq!(first.hash, first.compute_hash());
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let detail = format!("{{\"n\":{i}}}");
+            s.append_audit(&NewAuditEntry {
+                actor: "ecos",
+                action: "request.accepted",
+                subject: "r",
+                detail: &detail,
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v = s.verify_audit_chain().await.unwrap();
+    assert_eq!((v.entries, v.first_broken.clone()), (25, None), "{v:?}");
+    let all = s.audit_entries(1, 100).await.unwrap();
+    assert_eq!(all.len(), 25);
+    assert_eq!(v.head, all[24].hash);
+    for w in all.windows(2) {
+        assert_eq!(w[1].prev_hash, w[0].hash);
+        assert_eq!(w[1].seq, w[0].seq + 1);
+    }
+    assert_eq!(all[0], first);
+}
+
+async fn outbound_queue(s: Store) {
+    assert!(
+        s.fetch_outbound_since(0, 10, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a = s
+        .enqueue_outbound("90B3D51F30030000", Some("r1"), "response", b"<a/>")
+        .await
+        .unwrap();
+    let b = s
+        .enqueue_outbound("90B3D51F30030000", None, "alert", b"<b/>")
+        .await
+        .unwrap();
+    let c = s
+        .enqueue_outbound("90B3D51F30010000", Some("r2"), "response", b"<c/>")
+        .await
+        .unwrap();
+    assert!(a < b && b < c);
+    let all = s.fetch_outbound_since(0, 10, true).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b, c]);
+    assert_eq!(
+        (
+            all[0].body.as_slice(),
+            all[0].request_id.as_deref(),
+            all[1].kind.as_str()
+        ),
+        (&b"<a/>"[..], Some("r1"), "alert")
+    );
+    let t: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    assert!(s.mark_outbound_delivered(b, t).await.unwrap());
+    assert!(!s.mark_outbound_delivered(b, t).await.unwrap(), "once");
+    assert!(!s.mark_outbound_delivered(9999, t).await.unwrap());
+    let pending = s.fetch_outbound_since(0, 10, true).await.unwrap();
+    assert_eq!(pending.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, c]);
+    let since = s.fetch_outbound_since(a, 10, false).await.unwrap();
+    assert_eq!(
+        since
+            .iter()
+            .map(|m| (m.id, m.delivered_at))
+            .collect::<Vec<_>>(),
+        vec![(b, Some(t)), (c, None)]
+    );
+    assert_eq!(s.fetch_outbound_since(0, 1, false).await.unwrap().len(), 1);
+}
+
+suite!(
+    request_counters,
+    gbcs_counters,
+    request_lifecycle,
+    audit_chain,
+    outbound_queue,
+);
