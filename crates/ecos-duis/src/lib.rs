@@ -23,7 +23,8 @@ pub use ids::{RequestId, RequestIdError, ResponseId};
 pub use request::{
     CANCELLATION_SENTINEL, CommandVariant, CosRequest, DuisRequest, Execution,
     MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
-    UpdateSecurityCredentialsCoS, cancellation_sentinel, read_request, read_request_header,
+    UpdateSecurityCredentialsCoS, cancellation_sentinel, read_parsed, read_request,
+    read_request_header,
 };
 pub use write::{
     Asn1Status, CertificateType, ChangeOfSupplier, CredentialsReplacementMode, DccAlert,

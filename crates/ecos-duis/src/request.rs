@@ -169,7 +169,24 @@ fn invalid(el: &El<'_, '_>, value: &str, reason: ValueError) -> DuisError {
 /// `ecos-xmldsig`'s job, before this reader is called).
 pub fn read_request(bytes: &[u8], limits: &Limits) -> Result<DuisRequest, DuisError> {
     let doc = xml::parse(bytes, limits)?;
-    let (schema_version, header, body) = read_envelope(&doc)?;
+    read_document(&doc)
+}
+
+/// Read a request from a document already parsed by a hardened parser (e.g.
+/// the one `ecos-xmldsig` verified), so the bytes are not parsed twice.
+///
+/// The depth, attribute and value caps of `limits` are checked again here;
+/// size, DOCTYPE refusal and the node cap are the caller's parser's job.
+pub fn read_parsed(
+    doc: &roxmltree::Document<'_>,
+    limits: &Limits,
+) -> Result<DuisRequest, DuisError> {
+    xml::check_shape(doc, limits)?;
+    read_document(doc)
+}
+
+fn read_document(doc: &roxmltree::Document<'_>) -> Result<DuisRequest, DuisError> {
+    let (schema_version, header, body) = read_envelope(doc)?;
     let name = body.node.tag_name().name();
     if name == "UpdateSecurityCredentialsCoS" {
         let body = read_cos_body(&body)?;

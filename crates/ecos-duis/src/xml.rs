@@ -104,7 +104,7 @@ fn has_doctype(text: &str) -> bool {
 }
 
 /// Depth, attribute and value caps over the whole tree, iteratively.
-fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), DuisError> {
+pub(crate) fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), DuisError> {
     let mut stack: Vec<(Node<'_, '_>, usize)> = vec![(doc.root_element(), 1)];
     while let Some((node, depth)) = stack.pop() {
         match node.node_type() {

@@ -190,3 +190,47 @@ proptest! {
         prop_assert_eq!(back, DuisRequest::UpdateSecurityCredentialsCoS(Box::new(r)));
     }
 }
+
+/// The pipeline: a supplier writes and signs (ecos-xmldsig), the ECoS party
+/// verifies (ecos-xmldsig) and reads the verified content (this crate), both
+/// from bytes and from the tree the verifier's hardened parser built.
+#[test]
+fn sign_verify_then_read() {
+    let org = &pki().organisations()[1];
+    let r = request(
+        header(42, 1),
+        Execution::FutureDated("2031-06-01T12:00:00.250Z".parse().unwrap()),
+        (3, None),
+        (true, false),
+        1,
+        true,
+        "2000000000".to_string(),
+    );
+    let unsigned = cos_request(&r).unwrap();
+    let signer = org.xml_sign.signer().unwrap();
+    let cert = &org.xml_sign.cert;
+    let signed = ecos_xmldsig::sign(
+        &unsigned,
+        &signer,
+        &cert.issuer_rfc2253(),
+        &cert.serial_decimal(),
+    )
+    .unwrap();
+    let limits = ecos_xmldsig::Limits::default();
+    let verified = ecos_xmldsig::verify(&signed, &limits, |issuer, serial| {
+        (issuer == cert.issuer_rfc2253() && serial == cert.serial_decimal())
+            .then(|| cert.public_key().clone())
+    })
+    .unwrap();
+    let want = DuisRequest::UpdateSecurityCredentialsCoS(Box::new(r));
+    // the signed document as received (Signature ignored)
+    assert_eq!(read_request(&signed, &Limits::default()).unwrap(), want);
+    // the verified content (C14N bytes, no declaration, expanded empty elements)
+    assert_eq!(
+        read_request(&verified.signed_xml, &Limits::default()).unwrap(),
+        want
+    );
+    // the verifier's tree, without a second parse
+    let doc = ecos_xmldsig::parse(&verified.signed_xml, &limits).unwrap();
+    assert_eq!(read_parsed(&doc, &Limits::default()).unwrap(), want);
+}
