@@ -351,3 +351,13 @@ proptest! {
         let _ = read_request(&bytes, &Limits::default());
     }
 }
+
+#[test]
+fn cdata_and_character_references_in_values_are_plain_text() {
+    let doc = request_with("").replace(
+        "<sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1</sr:RequestID>",
+        "<sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:<![CDATA[12]]>&#51;</sr:RequestID>",
+    );
+    let r = read_request(doc.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(r.header().request_id.counter, 123);
+}
