@@ -1,11 +1,9 @@
 //! `ecos serve`: run the service.
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{ConfigArgs, LogConfig, LogFormat};
+use crate::config::{Config, ConfigArgs, LogConfig, LogFormat};
 use crate::serve::{Parts, Server, Settings, tls};
 
 /// `ecos serve` arguments: the configuration flags.
@@ -33,6 +31,38 @@ pub fn init_logging(log: &LogConfig) -> anyhow::Result<()> {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     init_logging(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        tracing::warn!(
+            "no DUIS request handler is wired in yet: /readyz reports not ready and /api/v1/serviceS answers 503"
+        );
+        serve_until(&config, Parts::default(), shutdown_signal()).await
+    })
+}
+
+/// Check the keys, create the data directory, bind (with TLS when
+/// configured), print the address, and serve until `shutdown` resolves.
+/// This is the entry point for wiring the pipeline in: put its handler,
+/// readiness probe and outbound queue in `parts` (or install the handler
+/// later through the [`crate::serve::ServiceHandle`] given to `on_bound`).
+pub async fn serve_until(
+    config: &Config,
+    parts: Parts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(config, parts, |_| {}, shutdown).await
+}
+
+/// [`serve_until`], calling `on_bound` with the service handle once bound.
+pub async fn serve_with(
+    config: &Config,
+    mut parts: Parts,
+    on_bound: impl FnOnce(crate::serve::ServiceHandle),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // Refuse to start with unprotected or unusable keys (the TLS key included).
     config.check_key_files()?;
     let _keys = config.load_keys()?;
@@ -43,30 +73,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let server = Server::bind(
-            Settings::from(&config),
-            tls,
-            Parts {
-                config: Some(config.clone()),
-                ..Parts::default()
-            },
-        )
-        .await?;
-        let addr = server.local_addr();
-        println!("ecos: listening on {scheme}://{addr}");
-        tracing::info!(%addr, scheme, admin_api = config.admin.token.is_some(), "listening");
-        tracing::warn!(
-            "no DUIS request handler is wired in yet: /readyz reports not ready and /api/v1/serviceS answers 503"
-        );
-        let _handle = Arc::new(server.handle());
-        server.run(shutdown_signal()).await?;
-        anyhow::Ok(())
-    })
+    if parts.config.is_none() {
+        parts.config = Some(config.clone());
+    }
+    let server = Server::bind(Settings::from(config), tls, parts).await?;
+    let addr = server.local_addr();
+    println!("ecos: listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, admin_api = config.admin.token.is_some(), "listening");
+    on_bound(server.handle());
+    server.run(shutdown).await?;
+    Ok(())
 }
 
 /// Resolve on ctrl-c or SIGTERM.
