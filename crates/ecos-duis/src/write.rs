@@ -6,6 +6,19 @@
 //! and `ds` on the root and is ready for `ecos-xmldsig` to append the
 //! `ds:Signature` as the last child of the root. Every value is checked
 //! against its schema type before anything is written.
+//!
+//! Project decisions (`duis-6.23.md` marks them "P"; the values come from the
+//! caller, so configuration decides):
+//! - ResponseID of device responses and of the future-dated outcome: the
+//!   request's originator and target swapped, the counter unchanged (DCC Boxed).
+//!   Acknowledgements and error acknowledgements carry no ResponseID.
+//! - The future-dated outcome is written as an `I0` response to the
+//!   future-dated request (RequestID echoed).
+//! - DCC alerts take their RequestID/ResponseID, ResponseCode and N-code
+//!   from the caller; the ECoSAlert and ECoSError code lists are not public.
+//! - `ReplacementOutcome` hashes are whatever bytes the caller passes (GBCS
+//!   carries 8-byte SKIs where MMC names a SHA-1 hash).
+//! - `ResponseDateTime` is written with milliseconds and `Z`, as DCC Boxed does.
 
 use std::borrow::Cow;
 
