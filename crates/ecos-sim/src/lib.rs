@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod headend;
 pub mod keys;
 pub mod reference;
+pub mod supplier;
 pub mod wan;
 
 pub use anchor::{Anchor, CELL_COUNT, CellId};
