@@ -29,6 +29,12 @@ fn bench(c: &mut Criterion) {
             black_box(doc.root_element().children().count())
         })
     });
+    g.bench_function("hardened_parse", |b| {
+        b.iter(|| {
+            let doc = ecos_duis::xml::parse(black_box(&bytes), &limits).expect("fixture parses");
+            black_box(doc.root_element().children().count())
+        })
+    });
     g.bench_function("read_request", |b| {
         b.iter(|| black_box(read_request(black_box(&bytes), &limits).expect("fixture reads")))
     });
