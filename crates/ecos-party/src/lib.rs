@@ -14,14 +14,18 @@ pub mod api;
 pub mod check;
 pub mod command;
 pub mod config;
+pub mod demo;
 pub mod device;
 pub mod keys;
 pub mod reason;
+pub mod runtime;
 pub mod smki;
+pub mod state;
 
 pub use api::{ServiceRequestHandler, SyncAnswer};
 pub use check::{Accepted, CheckState, Checker, CosChoice, PendingFd, Refused};
 pub use config::{OnPendingFd, PartyConfig};
 pub use keys::{CosKey, PartyKeys};
 pub use reason::{Check, Reason, ResponseCodes};
+pub use runtime::{DeviceTransport, Outcome, Party, PartyError};
 pub use smki::SmkiRegistry;

@@ -649,6 +649,25 @@ impl Store {
         row.map(req_from_tuple).transpose()
     }
 
+    /// The request whose command to `device` carried GBCS counter `counter`: how a device
+    /// response (which echoes the counter) or a 0x00CB alert (which names it) finds its
+    /// request.
+    pub async fn request_by_gbcs_counter(
+        &self,
+        device: Eui64,
+        counter: u64,
+    ) -> Result<Option<StoredRequest>> {
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM requests WHERE device_eui = $1 AND gbcs_counter = $2 LIMIT 1"
+        );
+        let row: Option<ReqTuple> = on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(device.to_compact())
+            .bind(u64_to_ordered_i64(counter))
+            .fetch_optional(p)
+            .await?);
+        row.map(req_from_tuple).transpose()
+    }
+
     /// Accepted future-dated requests whose execution time is at or before `until`, earliest
     /// first: what a dispatcher sends next.
     pub async fn future_dated_due(

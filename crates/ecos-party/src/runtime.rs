@@ -1,0 +1,483 @@
+//! The party at run time: a posted 6.23 in, a decision stored and audited
+//! before any answer leaves, the command out to the device, and the device's
+//! answer back to the requester.
+
+use std::sync::Arc;
+
+use ecos_duis::{CosRequest, Execution, RequestHeader, ResponseCode};
+use ecos_smki::{Eui64, MpidRules};
+use ecos_store::Store;
+use ecos_xmldsig::VerifyOptions;
+use jiff::Timestamp;
+
+use crate::api::{BoxFuture, ServiceRequestHandler, SyncAnswer};
+use crate::check::{Accepted, CheckState, Checker, PendingFd, Refused};
+use crate::command::{BuiltCommand, build_supplier_by_trans_cos};
+use crate::config::PartyConfig;
+use crate::device::{DeviceReport, verify_device_message};
+use crate::keys::PartyKeys;
+use crate::reason::Reason;
+use crate::smki::SmkiRegistry;
+use crate::state::{self, RequestKind, RequestRecord, RequestState};
+
+/// Carries commands to devices: the simulator, a WAN adapter or a test.
+pub trait DeviceTransport: Send + Sync + 'static {
+    /// Send a complete command (MAC header, signed APDU, MAC) to `device`.
+    /// Responses come back through [`Party::on_device_message`].
+    fn send<'a>(&'a self, device: Eui64, message: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// What happened to a posted document.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Accepted; the command was built (and sent for command variants 1 and 3).
+    Accepted {
+        /// The RequestID.
+        request_id: String,
+        /// The command.
+        command: BuiltCommand,
+        /// The transport's error, if sending failed.
+        send_error: Option<String>,
+    },
+    /// Refused.
+    Refused(Refused),
+}
+
+/// Internal failures of the party (the store, signing): never the requester's fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartyError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// Building the command failed.
+    #[error(transparent)]
+    Command(#[from] crate::command::CommandError),
+    /// Writing a DUIS document failed.
+    #[error("writing DUIS: {0}")]
+    Write(String),
+    /// The device message was not taken.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceMessageError),
+    /// No request matches the device message.
+    #[error("device {device}: no request sent with counter {counter}")]
+    Unmatched {
+        /// The device.
+        device: Eui64,
+        /// The counter.
+        counter: u64,
+    },
+}
+
+/// The ECoS party.
+#[derive(Debug)]
+pub struct Party {
+    config: PartyConfig,
+    mpid_rules: MpidRules,
+    verify: VerifyOptions,
+    smki: SmkiRegistry,
+    store: Store,
+    keys: PartyKeys,
+    transport: Option<Arc<dyn DeviceTransport>>,
+}
+
+impl std::fmt::Debug for dyn DeviceTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceTransport")
+    }
+}
+
+struct StoreState<'a>(&'a Store);
+
+impl CheckState for StoreState<'_> {
+    async fn last_request_counter(&self, originator: Eui64) -> Result<Option<u64>, String> {
+        state::last_request_counter(self.0, originator).await
+    }
+    async fn pending_fd(&self, device: Eui64) -> Result<Option<PendingFd>, String> {
+        state::pending_fd(self.0, device).await
+    }
+}
+
+impl Party {
+    /// A party over `store`, holding `smki` certificates and signing with `keys`.
+    pub fn new(
+        config: PartyConfig,
+        mpid_rules: MpidRules,
+        smki: SmkiRegistry,
+        store: Store,
+        keys: PartyKeys,
+    ) -> Self {
+        Party {
+            config,
+            mpid_rules,
+            verify: VerifyOptions::default(),
+            smki,
+            store,
+            keys,
+            transport: None,
+        }
+    }
+
+    /// Send commands through `transport`.
+    pub fn with_transport(mut self, transport: Arc<dyn DeviceTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// With these signature-verification options.
+    pub fn with_verify_options(mut self, verify: VerifyOptions) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The policy.
+    pub fn config(&self) -> &PartyConfig {
+        &self.config
+    }
+
+    /// Run every check without storing or sending anything (`ecos check`).
+    pub async fn check(&self, body: &[u8], at: Timestamp) -> Result<Accepted, Refused> {
+        let st = StoreState(&self.store);
+        Checker {
+            config: &self.config,
+            mpid_rules: &self.mpid_rules,
+            smki: &self.smki,
+            store: &self.store,
+            state: &st,
+            verify: &self.verify,
+        }
+        .decide(body, at)
+        .await
+    }
+
+    /// Process a posted document: decide, store the decision and audit it,
+    /// then build, sign and send the command. Returns the synchronous answer.
+    pub async fn process(
+        &self,
+        body: &[u8],
+        at: Timestamp,
+    ) -> Result<(SyncAnswer, Outcome), PartyError> {
+        let refused = match self.check(body, at).await {
+            Ok(acc) => match self.accept(body, acc, at).await? {
+                Ok(done) => return Ok(done),
+                Err(r) => r,
+            },
+            Err(r) => r,
+        };
+        self.refuse(body, refused, at).await
+    }
+
+    async fn refuse(
+        &self,
+        body: &[u8],
+        refused: Refused,
+        at: Timestamp,
+    ) -> Result<(SyncAnswer, Outcome), PartyError> {
+        let code = self.config.response_codes.for_reason(&refused.reason);
+        let reason_json = serde_json::to_string(&refused.reason).unwrap_or_default();
+        let subject = refused
+            .header
+            .as_ref()
+            .map(|h| h.request_id.to_string())
+            .unwrap_or_else(|| "(unreadable request)".into());
+        if let Some(h) = &refused.header {
+            state::insert_refused(&self.store, h, body, &reason_json, at).await?;
+        }
+        state::audit(
+            &self.store,
+            at,
+            "ecos-party",
+            "refused",
+            &subject,
+            &serde_json::json!({
+                "reason": refused.reason.code(),
+                "response_code": code,
+                "evidence": refused.reason,
+                "message": refused.reason.to_string(),
+            })
+            .to_string(),
+        )
+        .await?;
+        tracing::info!(request = %subject, reason = refused.reason.code(), %code, "6.23 refused: {}", refused.reason);
+        let answer = match &refused.header {
+            Some(h) => {
+                let rc = ResponseCode::new(&code).map_err(|e| PartyError::Write(e.to_string()))?;
+                let xml = ecos_duis::error_acknowledgement(h, &rc, at)
+                    .map_err(|e| PartyError::Write(e.to_string()))?;
+                SyncAnswer {
+                    http_status: 200,
+                    body: xml,
+                }
+            }
+            None => SyncAnswer {
+                http_status: 400,
+                body: format!("{}\n", refused.reason).into_bytes(),
+            },
+        };
+        Ok((answer, Outcome::Refused(refused)))
+    }
+
+    /// The accepted path. `Ok(Err(_))` when a race (a counter taken by a
+    /// concurrent request) turns the acceptance into a refusal.
+    async fn accept(
+        &self,
+        body: &[u8],
+        acc: Accepted,
+        at: Timestamp,
+    ) -> Result<Result<(SyncAnswer, Outcome), Refused>, PartyError> {
+        let header = acc.request.header.clone();
+        let rid = header.request_id;
+        if !state::advance_request_counter(&self.store, rid.originator, rid.counter, at).await? {
+            let last = state::last_request_counter(&self.store, rid.originator)
+                .await
+                .map_err(PartyError::Store)?
+                .unwrap_or(rid.counter);
+            return Ok(Err(Refused {
+                header: Some(header),
+                reason: Reason::Replay {
+                    counter: rid.counter,
+                    last_accepted: last,
+                },
+            }));
+        }
+        let counter = state::reserve_counter(&self.store, self.config.counter_floor).await?;
+        let command = build_supplier_by_trans_cos(&acc, &self.keys, counter)?;
+        let record = RequestRecord {
+            request_id: rid.to_string(),
+            originator: rid.originator,
+            device: rid.target,
+            kind: kind_of(&acc.request),
+            execution: match acc.request.body.execution {
+                Execution::FutureDated(t) => Some(t),
+                _ => None,
+            },
+            state: RequestState::Accepted,
+            reason: None,
+            request_xml: body.to_vec(),
+            command: Some(command.bytes.clone()),
+            gbcs_counter: Some(counter),
+        };
+        state::insert_request(&self.store, &record, at).await?;
+        if let Some(cancelled) = &acc.cancels {
+            state::set_request_state(&self.store, cancelled, RequestState::Cancelled, at).await?;
+        }
+        state::audit(
+            &self.store,
+            at,
+            "ecos-party",
+            "accepted",
+            &record.request_id,
+            &serde_json::json!({
+                "device": rid.target.to_string(),
+                "mpxn": acc.mpxn.as_str(),
+                "mpid": acc.mpid,
+                "as_of": acc.as_of.to_string(),
+                "switch_date": acc.switch_date,
+                "cos": acc.cos,
+                "gbcs_counter": counter,
+                "kind": record.kind.as_str(),
+                "cancels": acc.cancels,
+                "command_sha256": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &command.bytes)),
+            })
+            .to_string(),
+        )
+        .await?;
+
+        let cv = acc.request.header.command_variant.get();
+        let mut send_error = None;
+        if matches!(cv, 1 | 3) {
+            match &self.transport {
+                Some(t) => match t.send(rid.target, command.bytes.clone()).await {
+                    Ok(()) => {
+                        state::set_request_state(
+                            &self.store,
+                            &record.request_id,
+                            RequestState::Dispatched,
+                            at,
+                        )
+                        .await?;
+                    }
+                    Err(e) => {
+                        state::set_request_state(
+                            &self.store,
+                            &record.request_id,
+                            RequestState::Failed,
+                            at,
+                        )
+                        .await?;
+                        send_error = Some(e);
+                    }
+                },
+                None => send_error = Some("no device transport configured".into()),
+            }
+        }
+        let xml = match cv {
+            2 | 3 => local_command_response(&acc.request.header, &command.bytes, at)?,
+            _ => ecos_duis::acknowledgement(&acc.request.header, at)
+                .map_err(|e| PartyError::Write(e.to_string()))?,
+        };
+        tracing::info!(request = %record.request_id, counter, cos = ?acc.cos, "6.23 accepted");
+        Ok(Ok((
+            SyncAnswer {
+                http_status: 200,
+                body: xml,
+            },
+            Outcome::Accepted {
+                request_id: record.request_id,
+                command,
+                send_error,
+            },
+        )))
+    }
+
+    /// A device response or 0x00CB alert: verified with the device's
+    /// certificate, matched to its request, answered to the requester as a
+    /// DSP-signed DUIS response on the outbound queue.
+    pub async fn on_device_message(
+        &self,
+        bytes: &[u8],
+        at: Timestamp,
+    ) -> Result<DeviceReport, PartyError> {
+        let device = ecos_gbcs::Message::decode(bytes)
+            .map_err(crate::device::DeviceMessageError::from)?
+            .frame
+            .header
+            .originator;
+        let ds = self
+            .store
+            .device(device)
+            .await
+            .map_err(|e| PartyError::Store(e.to_string()))?
+            .and_then(|d| d.ds_cert);
+        let report = verify_device_message(bytes, |_| ds)?;
+        let req = state::request_by_counter(&self.store, report.device, report.command_counter)
+            .await?
+            .ok_or(PartyError::Unmatched {
+                device: report.device,
+                counter: report.command_counter,
+            })?;
+        let new_state = if report.accepted_only {
+            RequestState::Dispatched
+        } else if report.success {
+            RequestState::Completed
+        } else {
+            RequestState::Failed
+        };
+        state::set_request_state(&self.store, &req.request_id, new_state, at).await?;
+        let _ = self.store.record_device_contact(report.device, at).await;
+        let header = ecos_duis::read_request_header(
+            req.request_xml.as_deref().unwrap_or_default().as_bytes(),
+            &ecos_duis::Limits::default(),
+        )
+        .map_err(|e| PartyError::Write(format!("stored request {}: {e}", req.request_id)))?;
+        let unsigned = match report.kind {
+            crate::device::DeviceMessageKind::Response => {
+                ecos_duis::device_response(&header, bytes, at)
+            }
+            crate::device::DeviceMessageKind::Alert => ecos_duis::future_dated_response(
+                &header,
+                &ecos_duis::FutureDatedOutcome {
+                    success: report.success,
+                    gbcs_payload: bytes.to_vec(),
+                    instruction_number: 1,
+                    total_command_instructions: 1,
+                },
+                at,
+            ),
+        }
+        .map_err(|e| PartyError::Write(e.to_string()))?;
+        let signed = self.sign_response(&unsigned)?;
+        state::enqueue(
+            &self.store,
+            req.originator,
+            &req.request_id,
+            "device_response",
+            &signed,
+            at,
+        )
+        .await?;
+        state::audit(
+            &self.store,
+            at,
+            "ecos-party",
+            "device_report",
+            &req.request_id,
+            &serde_json::to_string(&report).unwrap_or_default(),
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// Sign a DUIS response with the DSP XML-sign key.
+    pub fn sign_response(&self, unsigned: &[u8]) -> Result<Vec<u8>, PartyError> {
+        let cert = &self.keys.dsp_certificate;
+        ecos_xmldsig::sign(
+            unsigned,
+            self.keys.dsp.as_ref(),
+            &cert.issuer_rfc2253(),
+            &cert.serial_decimal(),
+        )
+        .map_err(|e| PartyError::Write(e.to_string()))
+    }
+}
+
+fn kind_of(r: &CosRequest) -> RequestKind {
+    match r.body.execution {
+        Execution::Immediate => RequestKind::Immediate,
+        Execution::FutureDated(_) => RequestKind::FutureDated,
+        Execution::Cancellation => RequestKind::Cancellation,
+    }
+}
+
+/// The answer to command variants 2 and 3: the command for local delivery,
+/// `ResponseMessage/LocalCommand/GBCSPayload` (DUIS XSD `sr:LocalCommand`).
+/// Written as the I0 device response and re-shaped: the payload element is
+/// wrapped in `sr:LocalCommand`.
+fn local_command_response(
+    header: &RequestHeader,
+    command: &[u8],
+    at: Timestamp,
+) -> Result<Vec<u8>, PartyError> {
+    let xml = ecos_duis::device_response(header, command, at)
+        .map_err(|e| PartyError::Write(e.to_string()))?;
+    let text = String::from_utf8(xml).map_err(|e| PartyError::Write(e.to_string()))?;
+    let (open, close) = ("<sr:GBCSPayload>", "</sr:GBCSPayload>");
+    match (text.find(open), text.find(close)) {
+        (Some(a), Some(b)) if a < b => {
+            let end = b + close.len();
+            Ok(format!(
+                "{}<sr:LocalCommand>{}</sr:LocalCommand>{}",
+                &text[..a],
+                &text[a..end],
+                &text[end..]
+            )
+            .into_bytes())
+        }
+        _ => Err(PartyError::Write(
+            "device response without GBCSPayload".into(),
+        )),
+    }
+}
+
+impl ServiceRequestHandler for Party {
+    fn submit<'a>(&'a self, body: &'a [u8], received_at: Timestamp) -> BoxFuture<'a, SyncAnswer> {
+        Box::pin(async move {
+            match self.process(body, received_at).await {
+                Ok((answer, _)) => answer,
+                Err(e) => {
+                    tracing::error!("6.23 processing failed: {e}");
+                    SyncAnswer {
+                        http_status: 500,
+                        body: format!("internal error: {e}\n").into_bytes(),
+                    }
+                }
+            }
+        })
+    }
+}

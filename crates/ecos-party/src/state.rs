@@ -1,0 +1,232 @@
+//! The pipeline's durable state, over `ecos-store`: RequestID counters, the
+//! GBCS originator counter, requests and their lifecycle, the audit log and
+//! the outbound queue. Every function maps store errors to `PartyError::Store`.
+
+use ecos_duis::RequestHeader;
+use ecos_smki::Eui64;
+use ecos_store::{NewAuditEntry, NewRequest, RequestUpdate, Store, StoredRequest};
+pub use ecos_store::{RequestKind, RequestState};
+use jiff::Timestamp;
+
+use crate::check::PendingFd;
+use crate::runtime::PartyError;
+
+/// The GBCS counter source shared by every CoS command (TCoS and ECoS, 6.23
+/// and migration): one strictly increasing sequence, named by this
+/// reserved EUI so that it never depends on which CoS key signs.
+pub const COS_COUNTER: Eui64 = Eui64([0xEC, 0x05, 0, 0, 0, 0, 0, 0]);
+
+/// A request as the pipeline stores it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// RequestID.
+    pub request_id: String,
+    /// Originator.
+    pub originator: Eui64,
+    /// Target device.
+    pub device: Eui64,
+    /// Kind.
+    pub kind: RequestKind,
+    /// Execution instant (future-dated).
+    pub execution: Option<Timestamp>,
+    /// State.
+    pub state: RequestState,
+    /// Refusal reason (JSON).
+    pub reason: Option<String>,
+    /// The request as received.
+    pub request_xml: Vec<u8>,
+    /// The command built.
+    pub command: Option<Vec<u8>>,
+    /// The command's GBCS counter.
+    pub gbcs_counter: Option<u64>,
+}
+
+fn st(e: impl std::fmt::Display) -> PartyError {
+    PartyError::Store(e.to_string())
+}
+
+/// The last RequestID counter accepted from `originator`.
+pub async fn last_request_counter(store: &Store, originator: Eui64) -> Result<Option<u64>, String> {
+    store
+        .last_request_counter(originator)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The pending future-dated request for `device`.
+pub async fn pending_fd(store: &Store, device: Eui64) -> Result<Option<PendingFd>, String> {
+    Ok(store
+        .pending_future_dated_for_device(device)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|r| PendingFd {
+            request_id: r.request_id,
+            originator: r.originator,
+        }))
+}
+
+/// Accept `counter` from `originator` if it is above every one accepted before.
+pub async fn advance_request_counter(
+    store: &Store,
+    originator: Eui64,
+    counter: u64,
+    _at: Timestamp,
+) -> Result<bool, PartyError> {
+    store
+        .check_and_advance_request_counter(originator, counter)
+        .await
+        .map_err(st)
+}
+
+/// Reserve the next GBCS originator counter (never below `floor`).
+pub async fn reserve_counter(store: &Store, floor: u64) -> Result<u64, PartyError> {
+    let r = store
+        .reserve_gbcs_counters(COS_COUNTER, 1)
+        .await
+        .map_err(st)?;
+    if r.start < floor {
+        return Err(PartyError::Store(format!(
+            "GBCS counter {} is below the configured floor {floor}: open the store with \
+             StoreConfig::gbcs_counter_floor at least the party's counter_floor",
+            r.start
+        )));
+    }
+    Ok(r.start)
+}
+
+/// Record an accepted request with its command, in state `Accepted`.
+pub async fn insert_request(
+    store: &Store,
+    r: &RequestRecord,
+    _at: Timestamp,
+) -> Result<(), PartyError> {
+    store
+        .insert_request(&NewRequest {
+            request_id: r.request_id.clone(),
+            originator: r.originator,
+            device: r.device,
+            kind: r.kind,
+            execution_time: r.execution,
+            request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
+        })
+        .await
+        .map_err(st)?;
+    let mut update = RequestUpdate::to(r.state);
+    update.command = r.command.clone();
+    update.gbcs_counter = r.gbcs_counter;
+    update.reason = r.reason.clone();
+    store
+        .transition_request(&r.request_id, &[RequestState::Received], update)
+        .await
+        .map_err(st)?;
+    Ok(())
+}
+
+/// Record a refused request (a RequestID seen before keeps its first record).
+pub async fn insert_refused(
+    store: &Store,
+    header: &RequestHeader,
+    body: &[u8],
+    reason_json: &str,
+    _at: Timestamp,
+) -> Result<(), PartyError> {
+    let request_id = header.request_id.to_string();
+    if store.request(&request_id).await.map_err(st)?.is_some() {
+        return Ok(());
+    }
+    let inserted = store
+        .insert_request(&NewRequest {
+            request_id: request_id.clone(),
+            originator: header.request_id.originator,
+            device: header.request_id.target,
+            kind: RequestKind::Immediate,
+            execution_time: None,
+            request_xml: Some(String::from_utf8_lossy(body).into_owned()),
+        })
+        .await;
+    match inserted {
+        Ok(_) => {
+            store
+                .transition_request(
+                    &request_id,
+                    &[RequestState::Received],
+                    RequestUpdate::to(RequestState::Rejected).with_reason(reason_json),
+                )
+                .await
+                .map_err(st)?;
+            Ok(())
+        }
+        // A concurrent request with the same id got there first.
+        Err(ecos_store::StoreError::DuplicateRequest(_)) => Ok(()),
+        Err(e) => Err(st(e)),
+    }
+}
+
+/// Move a request to `to` from any state that may precede it.
+pub async fn set_request_state(
+    store: &Store,
+    request_id: &str,
+    to: RequestState,
+    _at: Timestamp,
+) -> Result<(), PartyError> {
+    use RequestState::*;
+    let from: &[RequestState] = match to {
+        Dispatched => &[Accepted],
+        Completed | Failed => &[Dispatched, Accepted],
+        Cancelled | Superseded => &[Received, Accepted, Dispatched],
+        _ => &[Received, Accepted, Dispatched],
+    };
+    store
+        .transition_request(request_id, from, RequestUpdate::to(to))
+        .await
+        .map_err(st)?;
+    Ok(())
+}
+
+/// The request whose command to `device` carried `counter`.
+pub async fn request_by_counter(
+    store: &Store,
+    device: Eui64,
+    counter: u64,
+) -> Result<Option<StoredRequest>, PartyError> {
+    store
+        .request_by_gbcs_counter(device, counter)
+        .await
+        .map_err(st)
+}
+
+/// Append to the hash-chained audit log.
+pub async fn audit(
+    store: &Store,
+    _at: Timestamp,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<(), PartyError> {
+    store
+        .append_audit(&NewAuditEntry {
+            actor,
+            action,
+            subject,
+            detail,
+        })
+        .await
+        .map_err(st)?;
+    Ok(())
+}
+
+/// Queue a DUIS document for `recipient`.
+pub async fn enqueue(
+    store: &Store,
+    recipient: Eui64,
+    request_id: &str,
+    kind: &str,
+    body: &[u8],
+    _at: Timestamp,
+) -> Result<u64, PartyError> {
+    store
+        .enqueue_outbound(&recipient.to_string(), Some(request_id), kind, body)
+        .await
+        .map_err(st)
+}

@@ -1,0 +1,1 @@
+CREATE INDEX requests_gbcs_counter ON requests (device_eui, gbcs_counter);
