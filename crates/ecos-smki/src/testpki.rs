@@ -1002,3 +1002,150 @@ impl IndexEntry {
             && self.sha256 == other.sha256
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PathError, PathPolicy, TrustStore, validate_path};
+
+    fn signing_key(der: &[u8]) -> SigningKey {
+        use pkcs8::DecodePrivateKey as _;
+        SigningKey::from_pkcs8_der(der).unwrap()
+    }
+
+    fn at(pki: &TestPki) -> jiff::Timestamp {
+        pki.spec().not_before + jiff::SignedDuration::from_hours(24)
+    }
+
+    /// An issuer that is an organisation certificate, not a CA.
+    #[test]
+    fn issuer_that_is_not_a_ca_is_refused() {
+        let mut spec = TestPkiSpec::demo();
+        spec.devices.clear();
+        let pki = TestPki::generate(&spec).unwrap();
+        let org = &pki.organisations()[0].ds;
+        let org_key = signing_key(&org.key);
+        let issuer = Issuer {
+            name_der: org.cert.subject_der(),
+            ski: org.cert.ski().unwrap(),
+            key: &org_key,
+        };
+        let (leaf, _) = build(
+            1,
+            "test/leaf-under-org",
+            &Tbs {
+                subject: Subject::Org {
+                    cn: None,
+                    role: Role::Supplier,
+                    eui: Eui64::from_u64(1),
+                },
+                usage: Some(Usage::Ds),
+                path_len: None,
+                policies: &[oid::TEST_ORG_POLICY],
+                not_before: spec.not_before,
+                not_after: None,
+            },
+            Some(&issuer),
+        )
+        .unwrap();
+        let err = validate_path(
+            &leaf.cert,
+            std::slice::from_ref(&org.cert),
+            &pki.trust_store(),
+            at(&pki),
+            &PathPolicy::test_organisation(),
+            true,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PathError::IssuerNotCa { .. }), "{err:?}");
+    }
+
+    /// A sub-CA under the issuing CA (pathlen 0) exceeds its constraint.
+    #[test]
+    fn path_length_constraint_is_enforced() {
+        let mut spec = TestPkiSpec::demo();
+        spec.devices.clear();
+        let pki = TestPki::generate(&spec).unwrap();
+        let ca_key = signing_key(&pki.issuing_ca().key);
+        let issuing = Issuer {
+            name_der: pki.issuing_ca().cert.subject_der(),
+            ski: pki.issuing_ca().cert.ski().unwrap(),
+            key: &ca_key,
+        };
+        let (sub, sub_key) = build(
+            1,
+            "test/sub-ca",
+            &Tbs {
+                subject: Subject::Ca {
+                    ou: Some("07"),
+                    cn: "SUB",
+                },
+                usage: None,
+                path_len: Some(0),
+                policies: &[oid::TEST_ORG_POLICY],
+                not_before: spec.not_before,
+                not_after: Some(years_after(spec.not_before, 5).unwrap()),
+            },
+            Some(&issuing),
+        )
+        .unwrap();
+        let sub_issuer = Issuer {
+            name_der: sub.cert.subject_der(),
+            ski: sub.cert.ski().unwrap(),
+            key: &sub_key,
+        };
+        let (leaf, _) = build(
+            1,
+            "test/leaf-under-sub",
+            &Tbs {
+                subject: Subject::Org {
+                    cn: Some("ACEE"),
+                    role: Role::XmlSign,
+                    eui: Eui64::from_u64(2),
+                },
+                usage: Some(Usage::Ds),
+                path_len: None,
+                policies: &[oid::TEST_ORG_POLICY],
+                not_before: spec.not_before,
+                not_after: Some(years_after(spec.not_before, 5).unwrap()),
+            },
+            Some(&sub_issuer),
+        )
+        .unwrap();
+        let store = pki.trust_store();
+        let err = validate_path(
+            &leaf.cert,
+            std::slice::from_ref(&sub.cert),
+            &store,
+            at(&pki),
+            &PathPolicy::test_organisation(),
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, PathError::PathLenExceeded { max: 0, below: 1, issuer } if issuer == "CN=Z1T,OU=07"),
+            "{err:?}"
+        );
+        // Anchored at the sub-CA itself, the path is fine.
+        let sub_only = TrustStore::with_anchors([sub.cert.clone()]);
+        validate_path(
+            &leaf.cert,
+            &[],
+            &sub_only,
+            at(&pki),
+            &PathPolicy::test_organisation(),
+            true,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn der_writer_lengths() {
+        assert_eq!(tlv(0x04, &[1; 3])[..2], [0x04, 3]);
+        assert_eq!(tlv(0x04, &[1; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[1; 300])[..4], [0x04, 0x82, 1, 44]);
+        assert_eq!(uint(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(uint(&[0, 0, 5]), [0x02, 0x01, 0x05]);
+        assert_eq!(uint(&[]), [0x02, 0x01, 0x00]);
+    }
+}
