@@ -1149,3 +1149,465 @@ mod tests {
         assert_eq!(uint(&[]), [0x02, 0x01, 0x00]);
     }
 }
+
+/// Every departure from the SMKI profile is a typed error naming the field.
+#[cfg(test)]
+mod profile {
+    use super::*;
+    use crate::CertError as E;
+
+    const KU_DS: &[u8] = &[0x03, 0x02, 0x07, 0x80];
+    const KU_KA: &[u8] = &[0x03, 0x02, 0x03, 0x08];
+    const KU_CA: &[u8] = &[0x03, 0x02, 0x01, 0x06];
+
+    fn key() -> SigningKey {
+        SigningKey::from_slice(&[7u8; 32]).unwrap()
+    }
+
+    fn name_ca() -> Vec<u8> {
+        subject_der(&Subject::Ca {
+            ou: Some("07"),
+            cn: "Z1",
+        })
+    }
+
+    fn org_subject(ou: &[u8], uid: Option<Vec<u8>>, cn: Option<Vec<u8>>) -> Vec<u8> {
+        let mut parts = Vec::new();
+        if let Some(cn) = cn {
+            parts.push(atv(&oid::CN, &cn));
+        }
+        parts.push(atv(&oid::OU, &tlv(0x0C, ou)));
+        if let Some(uid) = uid {
+            parts.push(atv(&oid::UNIQUE_ID, &uid));
+        }
+        tlv(0x30, &parts.concat())
+    }
+
+    fn uid_ok() -> Vec<u8> {
+        tlv(0x03, &[0, 0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x01, 0x00, 0x00])
+    }
+
+    fn policies() -> Vec<u8> {
+        seq(&[&seq(&[&oid_tlv(&oid::TEST_ORG_POLICY)])])
+    }
+
+    fn ski() -> Vec<u8> {
+        ext(&oid::SKI, false, &tlv(0x04, &[0x41; 8]))
+    }
+
+    fn aki() -> Vec<u8> {
+        ext(&oid::AKI, false, &seq(&[&tlv(0x80, &[0x4F; 8])]))
+    }
+
+    fn org_exts(ku: &[u8]) -> Vec<Vec<u8>> {
+        vec![
+            ext(&oid::KEY_USAGE, true, ku),
+            ski(),
+            ext(&oid::CERT_POLICIES, true, &policies()),
+            aki(),
+        ]
+    }
+
+    fn san(hw_serial: &[u8]) -> Vec<u8> {
+        let hw = seq(&[&oid_tlv(&oid::DEVICE_HW_TYPE), &tlv(0x04, hw_serial)]);
+        let other = tlv(
+            0xA0,
+            &[oid_tlv(&oid::HARDWARE_MODULE_NAME), tlv(0xA0, &hw)].concat(),
+        );
+        tlv(0x30, &other)
+    }
+
+    struct Parts {
+        version: Vec<u8>,
+        serial: Vec<u8>,
+        alg: Vec<u8>,
+        curve: ObjectIdentifier,
+        not_before: jiff::Timestamp,
+        not_after: jiff::Timestamp,
+        subject: Vec<u8>,
+        exts: Vec<Vec<u8>>,
+    }
+
+    fn org(ou: &[u8]) -> Parts {
+        Parts {
+            version: vec![0xA0, 0x03, 0x02, 0x01, 0x02],
+            serial: uint(&[0x3C; 16]),
+            alg: seq(&[&oid_tlv(&oid::ECDSA_WITH_SHA256)]),
+            curve: oid::PRIME256V1,
+            not_before: jiff::Timestamp::from_second(1_600_000_000).unwrap(),
+            not_after: jiff::Timestamp::from_second(1_900_000_000).unwrap(),
+            subject: org_subject(ou, Some(uid_ok()), None),
+            exts: org_exts(KU_DS),
+        }
+    }
+
+    fn der(p: &Parts) -> Vec<u8> {
+        let k = key();
+        let public = k.verifying_key().to_sec1_point(false);
+        let mut bitkey = vec![0u8];
+        bitkey.extend_from_slice(public.as_bytes());
+        let spki = seq(&[
+            &seq(&[&oid_tlv(&oid::EC_PUBLIC_KEY), &oid_tlv(&p.curve)]),
+            &tlv(0x03, &bitkey),
+        ]);
+        let tbs = seq(&[
+            &p.version,
+            &p.serial,
+            &p.alg,
+            &name_ca(),
+            &seq(&[&time(p.not_before), &time(p.not_after)]),
+            &p.subject,
+            &spki,
+            &tlv(0xA3, &tlv(0x30, &p.exts.concat())),
+        ]);
+        let sig: p256::ecdsa::Signature = k.sign(&tbs);
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(sig.to_der().as_bytes());
+        seq(&[&tbs, &p.alg, &tlv(0x03, &bits)])
+    }
+
+    fn parse(p: &Parts) -> Result<Certificate, E> {
+        Certificate::from_der(&der(p))
+    }
+
+    #[test]
+    fn baseline_is_accepted() {
+        let c = parse(&org(b"87")).unwrap();
+        assert_eq!(c.role(), Some(Role::XmlSign));
+        assert_eq!(c.key_usage(), crate::KeyUsage::DigitalSignature);
+        let mut ka = org(b"02");
+        ka.exts = org_exts(KU_KA);
+        assert_eq!(
+            parse(&ka).unwrap().key_usage(),
+            crate::KeyUsage::KeyAgreement
+        );
+    }
+
+    #[test]
+    fn table_of_profile_errors() {
+        type Check = fn(&E) -> bool;
+        let mut cases: Vec<(&str, Parts, Check)> = Vec::new();
+        let mut add = |name: &'static str, f: &dyn Fn(&mut Parts), check: Check| {
+            let mut p = org(b"87");
+            f(&mut p);
+            cases.push((name, p, check));
+        };
+        add("version 1", &|p| p.version.clear(), |e| {
+            matches!(e, E::Version(1))
+        });
+        add(
+            "ecdsa-with-SHA384",
+            &|p| {
+                p.alg = seq(&[&oid_tlv(&ObjectIdentifier::new_unwrap(
+                    "1.2.840.10045.4.3.3",
+                ))])
+            },
+            |e| matches!(e, E::SignatureAlgorithm { .. }),
+        );
+        add(
+            "P-384 key",
+            &|p| p.curve = ObjectIdentifier::new_unwrap("1.3.132.0.34"),
+            |e| matches!(e, E::PublicKey(_)),
+        );
+        add(
+            "negative serial",
+            &|p| p.serial = tlv(0x02, &[0x80, 1]),
+            |e| matches!(e, E::Serial(_)),
+        );
+        add("zero serial", &|p| p.serial = tlv(0x02, &[0]), |e| {
+            matches!(e, E::Serial(_))
+        });
+        add(
+            "validity reversed",
+            &|p| std::mem::swap(&mut p.not_before, &mut p.not_after),
+            |e| matches!(e, E::Validity(_)),
+        );
+        add(
+            "keyUsage not critical",
+            &|p| p.exts[0] = ext(&oid::KEY_USAGE, false, KU_DS),
+            |e| matches!(e, E::NotCritical("keyUsage")),
+        );
+        add(
+            "keyUsage DS+KA",
+            &|p| p.exts[0] = ext(&oid::KEY_USAGE, true, &[0x03, 0x02, 0x03, 0x88]),
+            |e| matches!(e, E::KeyUsage(_)),
+        );
+        add(
+            "keyUsage missing",
+            &|p| {
+                p.exts.remove(0);
+            },
+            |e| matches!(e, E::MissingExtension("keyUsage")),
+        );
+        add(
+            "policies not critical",
+            &|p| p.exts[2] = ext(&oid::CERT_POLICIES, false, &policies()),
+            |e| matches!(e, E::NotCritical("certificatePolicies")),
+        );
+        add(
+            "policies missing",
+            &|p| {
+                p.exts.remove(2);
+            },
+            |e| matches!(e, E::MissingExtension("certificatePolicies")),
+        );
+        add(
+            "SKI missing",
+            &|p| {
+                p.exts.remove(1);
+            },
+            |e| matches!(e, E::MissingExtension("subjectKeyIdentifier")),
+        );
+        add(
+            "SKI of 20 bytes",
+            &|p| p.exts[1] = ext(&oid::SKI, false, &tlv(0x04, &[0x41; 20])),
+            |e| {
+                matches!(
+                    e,
+                    E::Extension {
+                        name: "subjectKeyIdentifier",
+                        ..
+                    }
+                )
+            },
+        );
+        add(
+            "AKI of 4 bytes",
+            &|p| p.exts[3] = ext(&oid::AKI, false, &seq(&[&tlv(0x80, &[0x4F; 4])])),
+            |e| {
+                matches!(
+                    e,
+                    E::Extension {
+                        name: "authorityKeyIdentifier",
+                        ..
+                    }
+                )
+            },
+        );
+        add(
+            "duplicate keyUsage",
+            &|p| p.exts.push(ext(&oid::KEY_USAGE, true, KU_DS)),
+            |e| matches!(e, E::DuplicateExtension { .. }),
+        );
+        add(
+            "extendedKeyUsage",
+            &|p| {
+                p.exts.push(ext(
+                    &ObjectIdentifier::new_unwrap("2.5.29.37"),
+                    false,
+                    &seq(&[&oid_tlv(&ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3"))]),
+                ))
+            },
+            |e| matches!(e, E::UnexpectedExtension { oid, .. } if oid == "2.5.29.37"),
+        );
+        add(
+            "basicConstraints cA FALSE",
+            &|p| p.exts.push(ext(&oid::BASIC_CONSTRAINTS, true, &seq(&[]))),
+            |e| {
+                matches!(
+                    e,
+                    E::Extension {
+                        name: "basicConstraints",
+                        ..
+                    }
+                )
+            },
+        );
+        add(
+            "SAN on an organisation",
+            &|p| p.exts.push(ext(&oid::SAN, true, &san(&[0; 8]))),
+            |e| matches!(e, E::UnexpectedExtension { oid, .. } if oid == "2.5.29.17"),
+        );
+        add(
+            "OU 1G",
+            &|p| p.subject = org_subject(b"1G", Some(uid_ok()), None),
+            |e| matches!(e, E::Ou { ou, reason: crate::RoleError::Syntax(_) } if ou == "1G"),
+        );
+        add(
+            "OU 09",
+            &|p| p.subject = org_subject(b"09", Some(uid_ok()), None),
+            |e| {
+                matches!(
+                    e,
+                    E::Ou {
+                        reason: crate::RoleError::Unknown { code: 9, .. },
+                        ..
+                    }
+                )
+            },
+        );
+        add(
+            "OU 07 without CA",
+            &|p| p.subject = org_subject(b"07", Some(uid_ok()), None),
+            |e| matches!(e, E::Kind(_)),
+        );
+        add(
+            "UID missing",
+            &|p| p.subject = org_subject(b"87", None, None),
+            |e| matches!(e, E::MissingUniqueIdentifier),
+        );
+        add(
+            "UID as OCTET STRING",
+            &|p| p.subject = org_subject(b"87", Some(tlv(0x04, &[0x90; 8])), None),
+            |e| matches!(e, E::UniqueIdentifier(_)),
+        );
+        add(
+            "UID of 7 bytes",
+            &|p| p.subject = org_subject(b"87", Some(tlv(0x03, &[0, 1, 2, 3, 4, 5, 6, 7])), None),
+            |e| matches!(e, E::UniqueIdentifier(m) if m.contains("7 bytes")),
+        );
+        add(
+            "UID with unused bits",
+            &|p| {
+                p.subject = org_subject(b"87", Some(tlv(0x03, &[1, 1, 2, 3, 4, 5, 6, 7, 8])), None)
+            },
+            |e| matches!(e, E::UniqueIdentifier(m) if m.contains("unused")),
+        );
+        add(
+            "CN as BMPString",
+            &|p| p.subject = org_subject(b"87", Some(uid_ok()), Some(tlv(0x1E, &[0, 0x41]))),
+            |e| matches!(e, E::AttributeString { attr: "CN", .. }),
+        );
+        add(
+            "two CNs",
+            &|p| {
+                let cn = atv(&oid::CN, &tlv(0x0C, b"ACEE"));
+                let rest = org_subject(b"87", Some(uid_ok()), None);
+                p.subject = tlv(0x30, &[cn.clone(), cn, rest[2..].to_vec()].concat());
+            },
+            |e| matches!(e, E::DuplicateAttribute("CN")),
+        );
+        add(
+            "O attribute",
+            &|p| {
+                let o = atv(
+                    &ObjectIdentifier::new_unwrap("2.5.4.10"),
+                    &tlv(0x0C, b"DCC"),
+                );
+                let rest = org_subject(b"87", Some(uid_ok()), None);
+                p.subject = tlv(0x30, &[o, rest[2..].to_vec()].concat());
+            },
+            |e| matches!(e, E::SubjectAttribute { oid } if oid == "2.5.4.10"),
+        );
+        add(
+            "multi-valued RDN",
+            &|p| {
+                let a = seq(&[&oid_tlv(&oid::OU), &tlv(0x0C, b"87")]);
+                let b = seq(&[&oid_tlv(&oid::UNIQUE_ID), &uid_ok()]);
+                p.subject = tlv(0x30, &tlv(0x31, &[a, b].concat()));
+            },
+            |e| matches!(e, E::MultiValuedRdn),
+        );
+        // Devices.
+        let device = |p: &mut Parts, san_ext: Option<Vec<u8>>| {
+            p.subject = vec![0x30, 0x00];
+            p.exts.truncate(3);
+            p.exts.extend(san_ext);
+        };
+        add(
+            "device without SAN",
+            &|p| device(p, None),
+            |e| matches!(e, E::MissingExtension(m) if m.starts_with("subjectAltName")),
+        );
+        add(
+            "device SAN not critical",
+            &|p| device(p, Some(ext(&oid::SAN, false, &san(&[0; 8])))),
+            |e| matches!(e, E::NotCritical("subjectAltName")),
+        );
+        add(
+            "device hwSerialNum of 6 bytes",
+            &|p| device(p, Some(ext(&oid::SAN, true, &san(&[0; 6])))),
+            |e| matches!(e, E::Extension { name: "subjectAltName", detail } if detail.contains("6 bytes")),
+        );
+        add(
+            "device SAN dNSName",
+            &|p| {
+                device(
+                    p,
+                    Some(ext(&oid::SAN, true, &seq(&[&tlv(0x82, b"x.example")]))),
+                )
+            },
+            |e| {
+                matches!(
+                    e,
+                    E::Extension {
+                        name: "subjectAltName",
+                        ..
+                    }
+                )
+            },
+        );
+        // CAs.
+        let ca = |p: &mut Parts, ou: &str, ku: &[u8], bc: bool| {
+            p.subject = subject_der(&Subject::Ca {
+                ou: Some(ou),
+                cn: "X",
+            });
+            p.exts = vec![
+                ext(&oid::KEY_USAGE, true, ku),
+                ski(),
+                ext(&oid::CERT_POLICIES, true, &policies()),
+            ];
+            if bc {
+                p.exts.push(ext(
+                    &oid::BASIC_CONSTRAINTS,
+                    true,
+                    &seq(&[&[0x01, 0x01, 0xFF]]),
+                ));
+            }
+        };
+        add(
+            "keyCertSign without basicConstraints",
+            &|p| ca(p, "07", KU_CA, false),
+            |e| matches!(e, E::Kind(_)),
+        );
+        add(
+            "CA with digitalSignature",
+            &|p| ca(p, "07", KU_DS, true),
+            |e| matches!(e, E::Kind(_)),
+        );
+        add(
+            "CA with a supplier OU",
+            &|p| ca(p, "02", KU_CA, true),
+            |e| matches!(e, E::Kind(_)),
+        );
+
+        for (name, parts, check) in cases {
+            match parse(&parts) {
+                Ok(c) => panic!("{name}: accepted {c:?}"),
+                Err(e) => {
+                    assert!(check(&e), "{name}: unexpected {e:?}");
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ca_and_device_baselines() {
+        let mut p = org(b"87");
+        p.subject = subject_der(&Subject::Ca {
+            ou: Some("00"),
+            cn: "R",
+        });
+        p.exts = vec![
+            ext(&oid::KEY_USAGE, true, KU_CA),
+            ext(&oid::BASIC_CONSTRAINTS, true, &seq(&[&[0x01, 0x01, 0xFF]])),
+            ext(&oid::CERT_POLICIES, true, &policies()),
+            ski(),
+        ];
+        let c = parse(&p).unwrap();
+        assert_eq!(c.kind(), crate::CertKind::Authority);
+        assert_eq!(c.path_len(), None);
+        assert!(c.is_ca());
+
+        let mut d = org(b"87");
+        d.subject = vec![0x30, 0x00];
+        d.exts.truncate(3);
+        d.exts
+            .push(ext(&oid::SAN, true, &san(&[0, 0xDB, 1, 2, 3, 4, 5, 6])));
+        let c = parse(&d).unwrap();
+        assert_eq!(c.kind(), crate::CertKind::Device);
+        assert_eq!(c.eui(), Some(Eui64([0, 0xDB, 1, 2, 3, 4, 5, 6])));
+    }
+}
