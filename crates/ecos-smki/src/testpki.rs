@@ -397,32 +397,83 @@ fn key_pkcs8(label: &str, key: &SigningKey) -> Result<Vec<u8>, TestPkiError> {
 }
 
 /// Build, sign and parse one certificate. `issuer` None: self-signed.
+/// Key material of a new credential.
+struct NewKey {
+    public: Vec<u8>,
+    pkcs8: Vec<u8>,
+    /// A p256 signing key, kept for CAs (they sign certificates).
+    signer: Option<SigningKey>,
+}
+
+/// Draw a P-256 scalar from `rng` (rejection sampling) and build the key.
+/// CAs get a p256 `SigningKey` (deterministic RFC 6979 signatures); leaves
+/// only need their public key and PKCS#8, which aws-lc-rs derives several
+/// times faster.
+fn new_key(rng: &mut ChaCha20Rng, ca: bool, label: &str) -> Result<NewKey, TestPkiError> {
+    let err = |detail: String| TestPkiError::Key {
+        label: label.into(),
+        detail,
+    };
+    for _ in 0..64 {
+        let mut scalar = [0u8; 32];
+        rng.fill_bytes(&mut scalar);
+        if ca {
+            let Ok(k) = SigningKey::from_slice(&scalar) else {
+                continue;
+            };
+            return Ok(NewKey {
+                public: k.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+                pkcs8: key_pkcs8(label, &k)?,
+                signer: Some(k),
+            });
+        }
+        use aws_lc_rs::encoding::{AsDer as _, Pkcs8V1Der};
+        let Ok(k) = aws_lc_rs::agreement::PrivateKey::from_private_key(
+            &aws_lc_rs::agreement::ECDH_P256,
+            &scalar,
+        ) else {
+            continue;
+        };
+        let public = k
+            .compute_public_key()
+            .map_err(|_| err("public key".into()))?
+            .as_ref()
+            .to_vec();
+        let pkcs8: Pkcs8V1Der<'static> = k.as_der().map_err(|_| err("PKCS#8".into()))?;
+        return Ok(NewKey {
+            public,
+            pkcs8: pkcs8.as_ref().to_vec(),
+            signer: None,
+        });
+    }
+    Err(err("no valid scalar in 64 draws".into()))
+}
+
+/// Build, sign and parse one certificate. `issuer` None: self-signed.
+/// Returns the signing key for CA certificates (`path_len` set).
 fn build(
     seed: u64,
     label: &str,
     tbs: &Tbs<'_>,
     issuer: Option<&Issuer<'_>>,
-) -> Result<(Credential, SigningKey), TestPkiError> {
+) -> Result<(Credential, Option<SigningKey>), TestPkiError> {
     let mut rng = rng_for(seed, label);
-    let key = loop {
-        let mut scalar = [0u8; 32];
-        rng.fill_bytes(&mut scalar);
-        // Rejection sampling: zero or >= n is astronomically rare.
-        if let Ok(k) = SigningKey::from_slice(&scalar) {
-            break k;
-        }
-    };
+    let key = new_key(&mut rng, tbs.path_len.is_some(), label)?;
     let mut serial = [0u8; 16];
     rng.fill_bytes(&mut serial);
     serial[0] = (serial[0] & 0x3F) | 0x10;
 
-    let public = key.verifying_key().to_sec1_point(false);
-    let public = public.as_bytes();
+    let public = key.public.as_slice();
     let ski = ski_of(public);
     let subject = subject_der(&tbs.subject);
-    let (issuer_name, issuer_ski, signer) = match issuer {
-        Some(i) => (i.name_der.to_vec(), Some(i.ski.to_vec()), i.key),
-        None => (subject.clone(), None, &key),
+    let (issuer_name, issuer_ski, signer) = match (issuer, &key.signer) {
+        (Some(i), _) => (i.name_der.to_vec(), Some(i.ski.to_vec()), i.key),
+        (None, Some(own)) => (subject.clone(), None, own),
+        (None, None) => {
+            return Err(TestPkiError::Spec(format!(
+                "{label}: only a CA can be self-signed"
+            )));
+        }
     };
 
     let alg = seq(&[&oid_tlv(&oid::ECDSA_WITH_SHA256)]);
@@ -504,10 +555,18 @@ fn build(
     })?;
     let cred = Credential {
         cert,
-        key: key_pkcs8(label, &key)?,
+        key: key.pkcs8,
         label: label.into(),
     };
-    Ok((cred, key))
+    Ok((cred, key.signer))
+}
+
+/// The signing key a CA credential must have.
+fn ca_key(key: Option<SigningKey>, label: &str) -> Result<SigningKey, TestPkiError> {
+    key.ok_or_else(|| TestPkiError::Key {
+        label: label.into(),
+        detail: "CA built without a signing key".into(),
+    })
 }
 
 fn years_after(t: jiff::Timestamp, years: i16) -> Result<jiff::Timestamp, TestPkiError> {
@@ -560,6 +619,7 @@ impl TestPki {
             },
             None,
         )?;
+        let root_key = ca_key(root_key, "ca/root")?;
         let root_issuer = Issuer {
             name_der: root.cert.subject_der(),
             ski: root.cert.ski().unwrap_or_default(),
@@ -582,7 +642,9 @@ impl TestPki {
         };
         let (issuing_ca, issuing_key) =
             ca("ca/issuing-ca", Some("07"), &spec.issuing_ca_cn, &org_pol)?;
+        let issuing_key = ca_key(issuing_key, "ca/issuing-ca")?;
         let (device_ca, device_ca_key) = ca("ca/device-ca", None, &spec.device_ca_cn, &dev_pol)?;
+        let device_ca_key = ca_key(device_ca_key, "ca/device-ca")?;
 
         let issuer = Issuer {
             name_der: issuing_ca.cert.subject_der(),
@@ -1089,6 +1151,7 @@ mod tests {
             Some(&issuing),
         )
         .unwrap();
+        let sub_key = sub_key.unwrap();
         let sub_issuer = Issuer {
             name_der: sub.cert.subject_der(),
             ski: sub.cert.ski().unwrap(),
