@@ -221,40 +221,68 @@ impl WanConfig {
     }
 }
 
-/// Maps tokio time to UTC instants: `base` at the moment the clock started.
+/// Maps tokio time to UTC instants: `base` at the moment the clock started,
+/// running `speed` times faster than tokio time (1 = real time; under a
+/// paused runtime tokio time is itself virtual).
 #[derive(Debug, Clone, Copy)]
 pub struct SimClock {
     base: Timestamp,
     start: Instant,
+    speed: f64,
 }
 
 impl SimClock {
-    /// A clock reading `base` now.
+    /// A clock reading `base` now, at the speed of tokio time.
     pub fn starting_at(base: Timestamp) -> Self {
         SimClock {
             base,
             start: Instant::now(),
+            speed: 1.0,
+        }
+    }
+
+    /// A clock running `speed` times faster than tokio time (e.g. 1000: a
+    /// 2 s WAN latency takes 2 ms). Non-positive or non-finite speeds are 1.
+    pub fn accelerated(base: Timestamp, speed: f64) -> Self {
+        SimClock {
+            base,
+            start: Instant::now(),
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
         }
     }
 
     /// The current simulated instant.
     pub fn now(&self) -> Timestamp {
-        let d = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
+        let d = SignedDuration::try_from(self.elapsed()).unwrap_or(SignedDuration::MAX);
         self.base.checked_add(d).unwrap_or(Timestamp::MAX)
+    }
+
+    /// The tokio duration of a simulated duration.
+    pub fn real(&self, d: Duration) -> Duration {
+        d.div_f64(self.speed)
     }
 
     /// The tokio instant of a simulated instant (now, if it is past).
     pub fn instant_of(&self, t: Timestamp) -> Instant {
         let ahead = t.duration_since(self.now());
         match Duration::try_from(ahead) {
-            Ok(d) => Instant::now() + d,
+            Ok(d) => Instant::now() + self.real(d),
             Err(_) => Instant::now(),
         }
     }
 
-    /// Time since the clock started.
+    /// Simulated time since the clock started.
     pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        self.start.elapsed().mul_f64(self.speed)
+    }
+
+    /// Sleep for a simulated duration.
+    pub async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(self.real(d)).await;
     }
 }
 
@@ -369,14 +397,14 @@ impl Inner {
     async fn deliver_up(self: Arc<Self>, eui: Eui64, bytes: Vec<u8>, alert: bool) {
         if let Some(until) = self.offline_until(eui) {
             let wait = until.saturating_sub(self.clock.elapsed());
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
         let key = message_key(&bytes);
         if self.cfg.is_lost("up", eui, key) {
             self.stats.lost_up.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        tokio::time::sleep(self.cfg.latency_of("up", eui, key)).await;
+        self.clock.sleep(self.cfg.latency_of("up", eui, key)).await;
         let counter = if alert {
             &self.stats.alerts
         } else {
@@ -396,7 +424,9 @@ impl Inner {
             self.stats.lost_down.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        tokio::time::sleep(self.cfg.latency_of("down", eui, key)).await;
+        self.clock
+            .sleep(self.cfg.latency_of("down", eui, key))
+            .await;
         if self.offline_until(eui).is_some() {
             self.stats.offline.fetch_add(1, Ordering::Relaxed);
             return;
