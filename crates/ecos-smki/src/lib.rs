@@ -24,7 +24,7 @@ pub use eui::{Eui64, EuiError};
 pub use keys::{
     KeyAgreement, KeyError, P256PublicKey, Signer, SoftwareKeyAgreement, SoftwareSigner,
 };
-pub use mpid::{Fuel, MpidError, MpidRules, Mpids};
+pub use mpid::{Fuel, MpidError, MpidRules, Mpids, ReferenceLists};
 pub use path::{
     PathError, PathPolicy, RevocationError, Revocations, RevokedEntry, TrustStore, ValidatedPath,
     validate_path,

@@ -58,6 +58,19 @@ pub struct MpidRules {
     pub max_tokens: usize,
     /// A missing or empty CN is an error (default true); when false it yields no MPIDs.
     pub require: bool,
+    /// Optional market-domain reference lists (Elexon MPIDs, Xoserve short
+    /// codes); when set, each token must be in the list of its fuel. Off by default.
+    pub reference_lists: Option<ReferenceLists>,
+}
+
+/// The known MPIDs per fuel, from market domain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferenceLists {
+    /// Electricity supplier MPIDs (Elexon MDD).
+    pub electricity: std::collections::BTreeSet<String>,
+    /// Gas supplier short codes (Xoserve MDD).
+    pub gas: std::collections::BTreeSet<String>,
 }
 
 impl Default for MpidRules {
@@ -70,6 +83,7 @@ impl Default for MpidRules {
             gas_len: 3,
             max_tokens: 2,
             require: true,
+            reference_lists: None,
         }
     }
 }
@@ -123,6 +137,16 @@ pub enum MpidError {
         count: usize,
         /// The configured maximum.
         max: usize,
+    },
+    /// A token absent from the reference list of its fuel.
+    #[error("CN {cn:?}: {fuel} MPID {token:?} is not in the reference list")]
+    NotInReferenceList {
+        /// The CN.
+        cn: String,
+        /// The fuel.
+        fuel: Fuel,
+        /// The token.
+        token: String,
     },
     /// The rules themselves are inconsistent.
     #[error("MPID rules: {0}")]
@@ -226,6 +250,19 @@ impl Mpids {
                 Fuel::Gas => &mut out.gas,
             };
             let value = token.to_ascii_uppercase();
+            if let Some(lists) = &rules.reference_lists {
+                let list = match fuel {
+                    Fuel::Electricity => &lists.electricity,
+                    Fuel::Gas => &lists.gas,
+                };
+                if !list.contains(&value) {
+                    return Err(MpidError::NotInReferenceList {
+                        cn: cn.into(),
+                        fuel,
+                        token: value,
+                    });
+                }
+            }
             if let Some(first) = slot {
                 return Err(MpidError::DuplicateFuel {
                     cn: cn.into(),
@@ -447,6 +484,29 @@ mod tests {
                 Err(MpidError::Config(_))
             ));
         }
+    }
+
+    #[test]
+    fn reference_lists() {
+        let rules: MpidRules = serde_json::from_str(
+            r#"{"reference_lists": {"electricity": ["ACEE"], "gas": ["ACG"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            Mpids::from_cn(Some("ACEE ACG"), &rules).unwrap(),
+            m(Some("ACEE"), Some("ACG"))
+        );
+        assert!(matches!(
+            Mpids::from_cn(Some("BDEE"), &rules),
+            Err(MpidError::NotInReferenceList { fuel: Fuel::Electricity, token, .. }) if token == "BDEE"
+        ));
+        assert!(matches!(
+            Mpids::from_cn(Some("ACEE BDG"), &rules),
+            Err(MpidError::NotInReferenceList {
+                fuel: Fuel::Gas,
+                ..
+            })
+        ));
     }
 
     #[test]
