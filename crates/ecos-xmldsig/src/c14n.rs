@@ -366,9 +366,10 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
         ctx.bindings.extend(ns_buf.iter().copied());
         stack.push(Step::Leave(qname, mark));
         // Children in reverse so that they pop in document order.
-        let children: Vec<Node<'a, 'i>> = node.children().collect();
-        for c in children.into_iter().rev() {
+        let mut child = node.last_child();
+        while let Some(c) = child {
             stack.push(Step::Enter(c));
+            child = c.prev_sibling();
         }
     }
 }
