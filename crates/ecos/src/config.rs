@@ -156,6 +156,10 @@ pub struct HttpConfig {
     pub max_queued: usize,
     /// The `Retry-After` value sent with a 503, in seconds.
     pub retry_after_secs: u64,
+    /// Connections open at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time allowed to receive a request's headers, in seconds.
+    pub header_read_timeout_secs: u64,
     /// Time allowed on shutdown for in-flight work to finish, in seconds.
     pub shutdown_grace_secs: u64,
     /// TLS (rustls): both a certificate chain and a key, or neither.
@@ -173,6 +177,8 @@ impl Default for HttpConfig {
             max_in_flight: 64,
             max_queued: 256,
             retry_after_secs: 1,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
             shutdown_grace_secs: 30,
             tls: TlsConfig::default(),
             error_codes: TransportErrorCodes::default(),
@@ -356,11 +362,18 @@ impl Config {
         for (key, v) in [
             ("http.body_limit_bytes", h.body_limit_bytes),
             ("http.max_in_flight", h.max_in_flight),
+            ("http.max_connections", h.max_connections),
             ("delivery.queue_capacity", self.delivery.queue_capacity),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));
             }
+        }
+        if h.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "http.header_read_timeout_secs",
+                "must be greater than 0".into(),
+            ));
         }
         if h.request_timeout_secs == 0 {
             return Err(invalid(

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod conn;
 // The producer side (push) is for the 6.23 pipeline, which the binary wires in.
 #[allow(dead_code)]
 pub mod delivery;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Capacity and retention of the default in-memory outbound queue.
     pub outbound_capacity: (usize, usize),
+    /// Connection limits.
+    pub conn: conn::ConnLimits,
 }
 
 impl From<&Config> for Settings {
@@ -111,6 +114,10 @@ impl From<&Config> for Settings {
             admin_token: c.admin.token.clone(),
             delivery: DeliverySettings::from(&c.delivery),
             outbound_capacity: (c.delivery.queue_capacity, c.delivery.poll_retention),
+            conn: conn::ConnLimits {
+                max_connections: c.http.max_connections,
+                header_read_timeout: Duration::from_secs(c.http.header_read_timeout_secs),
+            },
         }
     }
 }
@@ -274,34 +281,23 @@ impl Server {
         let worker = tokio::spawn(worker.run(stop_rx.clone()));
         let app = router(state.clone()).0;
         let signal_state = state.clone();
-        let signal = async move {
+        tokio::spawn(async move {
             shutdown.await;
             signal_state.shutting_down.store(true, Ordering::SeqCst);
             tracing::info!("shutdown requested: finishing in-flight requests");
             let _ = stop_tx.send(true);
-        };
+        });
         let grace = state.settings.shutdown_grace;
-        let mut deadline_rx = stop_rx.clone();
-        let deadline = async move {
-            let _ = deadline_rx.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
+        let limits = state.settings.conn;
+        let closed = match self.listener {
+            Bound::Plain(l) => conn::serve(l, app, limits, stop_rx.clone(), grace).await,
+            Bound::Tls(l) => conn::serve(l, app, limits, stop_rx.clone(), grace).await,
         };
-        let served = match self.listener {
-            Bound::Plain(l) => {
-                let s = axum::serve(l, app).with_graceful_shutdown(signal);
-                tokio::select! { r = s => Some(r), _ = deadline => None }
-            }
-            Bound::Tls(l) => {
-                let s = axum::serve(l, app).with_graceful_shutdown(signal);
-                tokio::select! { r = s => Some(r), _ = deadline => None }
-            }
-        };
-        match served {
-            Some(r) => r?,
-            None => tracing::warn!(
+        if !closed {
+            tracing::warn!(
                 ?grace,
                 "connections still open after the shutdown grace; closing them"
-            ),
+            );
         }
         // Pipeline work runs in its own tasks (a client that goes away does
         // not cancel it): wait for it too.

@@ -976,3 +976,51 @@ async fn serves_over_tls_when_a_certificate_is_configured() {
     let _ = tx.send(());
     task.await.expect("task").expect("clean stop");
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = start(
+        settings(|c| {
+            c.http.header_read_timeout_secs = 1;
+            c.http.max_connections = 1;
+        }),
+        Parts {
+            handler: Some(XmlHandler::new(None, None)),
+            ..Parts::default()
+        },
+    )
+    .await;
+    let addr = run.base.trim_start_matches("http://").to_string();
+    // A client that trickles its headers holds the only connection slot...
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so another client is not served meanwhile...
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let blocked = c
+        .get(format!("{}/healthz", run.base))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(blocked.is_err(), "served beyond max_connections");
+    // ...until the header-read timeout closes the slow connection.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the slow connection was not closed");
+    let ok = c
+        .get(format!("{}/healthz", run.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("served once the slot is free");
+    assert_eq!(ok.status(), 200);
+    run.stop().await.expect("clean stop");
+}

@@ -37,7 +37,7 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Build a rustls server configuration from PEM files (HTTP/1.1 and h2 via ALPN).
+/// Build a rustls server configuration from PEM files (HTTP/1.1 via ALPN).
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     use pki_types::pem::PemObject;
     let certs: Vec<pki_types::CertificateDer<'static>> =
@@ -64,7 +64,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
