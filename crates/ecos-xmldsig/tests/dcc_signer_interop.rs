@@ -293,3 +293,50 @@ fn we_verify_what_the_dcc_signer_signs() {
         .is_err()
     );
 }
+
+/// The same round trip with the XML Sign credential of the SMKI test PKI that
+/// `ecos pki init` writes (`ecos_smki::testpki`, demo spec): Supplier A's
+/// OU-87 certificate, chained to the generated issuing CA.
+#[test]
+fn round_trip_with_the_test_pki_xml_sign_credential() {
+    let Some(jar) = jar() else { return };
+    let pki = ecos_smki::TestPki::generate(&ecos_smki::TestPkiSpec::demo()).unwrap();
+    let org = pki
+        .organisation(ecos_smki::Eui64::from_u64(0x90B3_D51F_3001_0000))
+        .expect("Supplier A");
+    let cred = &org.xml_sign;
+    let signer = cred.signer().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("xml-sign.pem");
+    let key = dir.path().join("xml-sign.key");
+    let msg = dir.path().join("msg.xml");
+    std::fs::write(&cert, cred.cert.to_pem()).unwrap();
+    std::fs::write(&key, cred.key_pem()).unwrap();
+    let issuer = cred.cert.issuer_rfc2253();
+    let serial = cred.cert.serial_decimal();
+
+    // Ours → the DCC validator.
+    let signed = sign(REQUEST_8_2.as_bytes(), &signer, &issuer, &serial).unwrap();
+    std::fs::write(&msg, &signed).unwrap();
+    let (code, _, stderr) = run_tool(&jar, "Validate", &[&msg, &cert], &[]);
+    assert_eq!(code, 0, "Validate refused our signature:\n{stderr}");
+
+    // The DCC signer → ours.
+    std::fs::write(&msg, REQUEST_8_2).unwrap();
+    let (code, signed, stderr) = run_tool(
+        &jar,
+        "Sign",
+        &[&msg],
+        &[
+            "--preserveCounter",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "Sign failed:\n{stderr}");
+    let v = verify(&signed, &Limits::default(), |i, s| {
+        (s == serial && dn_eq(i, &issuer)).then(|| cred.cert.public_key().clone())
+    })
+    .unwrap();
+    assert_eq!(v.serial, serial);
+}
