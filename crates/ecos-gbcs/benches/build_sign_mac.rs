@@ -81,6 +81,18 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    let secret = mac::PairwiseSecret::agree(&acb, &device_pub).expect("ecdh");
+    g.bench_function("build_sign_mac_cached_ecdh", |b| {
+        let mut counter = 6001u64;
+        b.iter(|| {
+            counter += 1;
+            let cmd = Cs02bCommand::supplier_by_trans_cos(params(counter)).expect("cmd");
+            let apdu = cmd.sign(&signer).expect("sign");
+            black_box(
+                mac::wrap_with_secret(&apdu, &secret, ecos_gbcs::MacHeader::RTDS).expect("mac"),
+            )
+        })
+    });
     g.bench_function("device_decode_verify_mac", |b| {
         b.iter(|| {
             let msg = ecos_gbcs::Message::decode(black_box(&sample)).expect("decode");

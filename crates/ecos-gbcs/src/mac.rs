@@ -66,6 +66,37 @@ pub fn derive_key(
     Ok(kdf(&z, &other_info(header)))
 }
 
+/// The static ECDH secret Z between the ACB and one device. It does not
+/// change between messages (static-static ECDH), so a caller that MACs many
+/// messages for the same device may hold it instead of redoing ECDH; it is
+/// key material and is zeroed on drop.
+pub struct PairwiseSecret([u8; 32]);
+
+impl PairwiseSecret {
+    /// ECDH between `own` and `peer`.
+    pub fn agree(own: &dyn KeyAgreement, peer: &P256PublicKey) -> Result<Self, GbcsError> {
+        own.agree(peer).map(PairwiseSecret).map_err(GbcsError::Key)
+    }
+
+    /// The MAC key for a message with this grouping header.
+    pub fn key_for(&self, header: &GroupingHeader) -> MacKey {
+        kdf(&self.0, &other_info(header))
+    }
+}
+
+impl Drop for PairwiseSecret {
+    fn drop(&mut self) {
+        // Best effort; volatile zeroing needs unsafe, which this crate forbids.
+        self.0 = [0; 32];
+    }
+}
+
+impl std::fmt::Debug for PairwiseSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairwiseSecret(..)")
+    }
+}
+
 /// The 12-byte GMAC over `SC ‖ 00 00 00 00 00 ‖ apdu`, IV = originator ‖ invocation counter.
 pub fn gmac(
     key: &MacKey,
@@ -114,11 +145,20 @@ pub fn wrap_with(
     peer: &P256PublicKey,
     mh: MacHeader,
 ) -> Result<Vec<u8>, GbcsError> {
+    wrap_with_secret(apdu, &PairwiseSecret::agree(own, peer)?, mh)
+}
+
+/// [`wrap_with`] with a cached [`PairwiseSecret`] (no ECDH per message).
+pub fn wrap_with_secret(
+    apdu: &[u8],
+    secret: &PairwiseSecret,
+    mh: MacHeader,
+) -> Result<Vec<u8>, GbcsError> {
     let frame = Frame::decode(apdu)?;
     if frame.mac_header.is_some() {
         return Err(GbcsError::Crypto("APDU is already MAC-wrapped"));
     }
-    let key = derive_key(own, peer, &frame.header)?;
+    let key = secret.key_for(&frame.header);
     let mac = gmac(&key, frame.header.originator, &mh, apdu)?;
     let mut out = mac_header_with(apdu.len(), mh);
     out.reserve(apdu.len() + MAC_LEN);
@@ -133,10 +173,18 @@ pub fn verify(
     own: &dyn KeyAgreement,
     peer: &P256PublicKey,
 ) -> Result<(), GbcsError> {
+    if frame.mac.is_none() {
+        return Err(GbcsError::NoMac);
+    }
+    verify_with_secret(frame, &PairwiseSecret::agree(own, peer)?)
+}
+
+/// [`verify`] with a cached [`PairwiseSecret`].
+pub fn verify_with_secret(frame: &Frame<'_>, secret: &PairwiseSecret) -> Result<(), GbcsError> {
     let (Some(mh), Some(mac)) = (frame.mac_header, frame.mac) else {
         return Err(GbcsError::NoMac);
     };
-    let key = derive_key(own, peer, &frame.header)?;
+    let key = secret.key_for(&frame.header);
     let want = gmac(&key, frame.header.originator, &mh, frame.apdu())?;
     let diff = want
         .iter()

@@ -313,3 +313,28 @@ fn self_check_and_configurable_mac_header() {
         "double wrap"
     );
 }
+
+#[test]
+fn cached_pairwise_secret_gives_the_same_mac() {
+    let signer = fresh_signer();
+    let acb = fresh_ka();
+    let device = fresh_ka();
+    let cmd = Cs02bCommand::trans_cos_by_trans_cos(TransCosByTransCos {
+        counter: 9,
+        originator: TCOS,
+        recipient: DEVICE,
+        new_cos_ds: CertificateDer::new(vec![0x30, 0x00]).unwrap(),
+        certification_path: vec![],
+        apply_time_based_cpv_checks: true,
+        new_floor_seq_number: None,
+        execution: None,
+    })
+    .unwrap();
+    let apdu = cmd.sign(&signer).unwrap();
+    let secret = mac::PairwiseSecret::agree(&acb, device.public_key()).unwrap();
+    let a = mac::wrap_with_secret(&apdu, &secret, ecos_gbcs::MacHeader::RTDS).unwrap();
+    let b = mac::wrap(&apdu, &acb, device.public_key()).unwrap();
+    assert_eq!(a, b);
+    let device_side = mac::PairwiseSecret::agree(&device, acb.public_key()).unwrap();
+    mac::verify_with_secret(&Frame::decode(&a).unwrap(), &device_side).unwrap();
+}
