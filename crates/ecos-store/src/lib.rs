@@ -113,6 +113,7 @@ pub mod pipeline;
 mod store;
 
 pub use error::{FileLine, Result, RowError, StoreError};
+pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};
 pub use model::{
     CosCredential, Device, DeviceStatus, DeviceType, Registration, ServiceUser, StoreCounts,

@@ -502,3 +502,22 @@ suite!(
     file_ids_and_sequences,
     progress_is_reported,
 );
+
+#[test]
+fn check_file_without_a_store() {
+    let opts = ImportOptions::new("dry", ImportMode::Refresh);
+    let c =
+        ecos_store::check_file(ecos_store::FileKind::Registration, BASE.as_bytes(), &opts).unwrap();
+    assert_eq!((c.rows, c.keys, c.check_digit_warnings), (6, 3, 2));
+    let bad = "mpxn,supplier_mpid,effective_from\n1312345678907,ACEE,2024-01-01\n1312345678907,BCEE,2024-01-01\n";
+    let e = ecos_store::check_file(ecos_store::FileKind::Registration, bad.as_bytes(), &opts)
+        .unwrap_err();
+    assert_eq!(row_error(e).0, 3);
+    let inv = "device_eui,device_type,status\n00DB1234567890A0,esme,commissioned\n";
+    let c = ecos_store::check_file(ecos_store::FileKind::Inventory, inv.as_bytes(), &opts).unwrap();
+    assert_eq!(c.rows, 1);
+    // A registration file is not an inventory file.
+    assert!(
+        ecos_store::check_file(ecos_store::FileKind::Inventory, BASE.as_bytes(), &opts).is_err()
+    );
+}
