@@ -305,6 +305,11 @@ pub struct DeliveryConfig {
     /// Service user EUI-64 (16 hex digits) → URL their responses are POSTed to.
     /// A service user without an endpoint reads its responses by polling.
     pub endpoints: BTreeMap<String, String>,
+    /// Service user EUI-64 → bearer token for `GET /api/v1/responses`. When
+    /// any is set, polling needs a token and shows only that user's
+    /// messages; when none is, polling is open (for a laptop, not production).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub poll_tokens: BTreeMap<String, String>,
 }
 
 impl Default for DeliveryConfig {
@@ -317,6 +322,7 @@ impl Default for DeliveryConfig {
             max_backoff_ms: 60_000,
             post_timeout_secs: 10,
             endpoints: BTreeMap::new(),
+            poll_tokens: BTreeMap::new(),
         }
     }
 }
@@ -340,6 +346,9 @@ impl Config {
         c.database_url = Some(mask_url_password(&self.effective_database_url()));
         if c.admin.token.is_some() {
             c.admin.token = Some(MASK.into());
+        }
+        for t in c.delivery.poll_tokens.values_mut() {
+            *t = MASK.into();
         }
         c
     }
@@ -460,6 +469,31 @@ impl Config {
                 return Err(invalid(
                     &format!("delivery.endpoints.{eui}"),
                     format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (eui, token) in &self.delivery.poll_tokens {
+            let key = format!("delivery.poll_tokens.{eui}");
+            if eui.len() != 16 || !eui.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    &key,
+                    "the key must be a service user EUI-64 as 16 hex digits".into(),
+                ));
+            }
+            if token.len() < 16 {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "the token is {} characters long; use at least 16",
+                        token.len()
+                    ),
+                ));
+            }
+            if !seen.insert(token) {
+                return Err(invalid(
+                    &key,
+                    "the same token is given to two service users".into(),
                 ));
             }
         }
@@ -995,10 +1029,14 @@ mod tests {
         let mut a = args();
         a.admin_token = Some("s3cret-admin-token-0123".into());
         a.database_url = Some("postgres://ecos:hunter2@db.example:5432/ecos".into());
+        a.set = vec!["delivery.poll_tokens.90B3D51F30030000=\"supplier2-poll-token-xyz\"".into()];
         let c = a.load_with_env([]).unwrap();
+        assert_eq!(c.delivery.poll_tokens.len(), 1);
         let shown = c.masked().to_toml().unwrap();
         assert!(
-            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            !shown.contains("s3cret")
+                && !shown.contains("hunter2")
+                && !shown.contains("supplier2-poll"),
             "{shown}"
         );
         assert!(

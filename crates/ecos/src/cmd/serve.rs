@@ -80,6 +80,11 @@ pub async fn serve_with(
     let addr = server.local_addr();
     println!("ecos: listening on {scheme}://{addr}");
     tracing::info!(%addr, scheme, admin_api = config.admin.token.is_some(), "listening");
+    if config.delivery.poll_tokens.is_empty() {
+        tracing::warn!(
+            "GET /api/v1/responses is open to anyone who can reach the service: set delivery.poll_tokens"
+        );
+    }
     on_bound(server.handle());
     server.run(shutdown).await?;
     Ok(())

@@ -29,7 +29,7 @@ pub(crate) fn routes(r: &mut Routes) {
 }
 
 /// Compare two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -98,6 +98,8 @@ pub struct Settings {
     pub outbound_capacity: (usize, usize),
     /// Connection limits.
     pub conn: conn::ConnLimits,
+    /// Polling bearer token → service user EUI-64 (empty: polling is open).
+    pub poll_tokens: std::collections::BTreeMap<String, String>,
 }
 
 impl From<&Config> for Settings {
@@ -114,6 +116,12 @@ impl From<&Config> for Settings {
             admin_token: c.admin.token.clone(),
             delivery: DeliverySettings::from(&c.delivery),
             outbound_capacity: (c.delivery.queue_capacity, c.delivery.poll_retention),
+            poll_tokens: c
+                .delivery
+                .poll_tokens
+                .iter()
+                .filter_map(|(eui, t)| delivery::normalise_eui(eui).map(|e| (t.clone(), e)))
+                .collect(),
             conn: conn::ConnLimits {
                 max_connections: c.http.max_connections,
                 header_read_timeout: Duration::from_secs(c.http.header_read_timeout_secs),
@@ -642,12 +650,47 @@ pub(crate) struct ResponsesQuery {
 /// responses and alerts queued after the cursor, oldest first.
 async fn responses(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     q: Result<Query<ResponsesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let q = match q {
+    let mut q = match q {
         Ok(Query(q)) => q,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.body_text()),
     };
+    if !st.settings.poll_tokens.is_empty() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        let user = st
+            .settings
+            .poll_tokens
+            .iter()
+            .find(|(t, _)| admin::constant_time_eq(t.as_bytes(), presented.as_bytes()))
+            .map(|(_, u)| u.clone());
+        let Some(user) = user else {
+            let mut resp = json_error(
+                StatusCode::UNAUTHORIZED,
+                "a service user bearer token is required",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ecos-responses\""),
+            );
+            return resp;
+        };
+        if let Some(asked) = &q.service_user
+            && delivery::normalise_eui(asked).as_deref() != Some(user.as_str())
+        {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "the token belongs to another service user",
+            );
+        }
+        q.service_user = Some(user);
+    }
     let since = q.since.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     match st

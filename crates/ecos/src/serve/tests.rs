@@ -1024,3 +1024,67 @@ async fn slow_headers_are_cut_off_and_connections_are_bounded() {
     assert_eq!(ok.status(), 200);
     run.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn polling_with_tokens_shows_each_service_user_only_its_own_messages() {
+    let queue: Arc<dyn OutboundQueue> = Arc::new(MemoryQueue::new(10, 10));
+    let run = start(
+        settings(|c| {
+            c.delivery.poll_tokens.insert(
+                "90B3D51F30010000".into(),
+                "supplier1-poll-token-0001".into(),
+            );
+            c.delivery.poll_tokens.insert(
+                "90B3D51F30030000".into(),
+                "supplier2-poll-token-0002".into(),
+            );
+        }),
+        Parts {
+            outbound: Some(queue.clone()),
+            ..Parts::default()
+        },
+    )
+    .await;
+    for (user, body) in [
+        ("90B3D51F30010000", "<one/>"),
+        ("90B3D51F30030000", "<two/>"),
+    ] {
+        queue
+            .push(OutboundMessage {
+                service_user: user.into(),
+                body: body.as_bytes().to_vec(),
+            })
+            .await
+            .expect("push");
+    }
+    let c = client();
+    let url = format!("{}/api/v1/responses?since=0", run.base);
+    assert_eq!(c.get(&url).send().await.expect("GET").status(), 401);
+    let wrong = c
+        .get(&url)
+        .bearer_auth("supplier9-poll-token-0009")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(wrong.status(), 401);
+    let mine: serde_json::Value = c
+        .get(&url)
+        .bearer_auth("supplier2-poll-token-0002")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let items = mine["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{mine}");
+    assert_eq!(items[0]["body"], "<two/>");
+    let other = c
+        .get(format!("{url}&service_user=90B3D51F30010000"))
+        .bearer_auth("supplier2-poll-token-0002")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(other.status(), 403);
+    run.stop().await.expect("clean stop");
+}
