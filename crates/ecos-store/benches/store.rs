@@ -257,6 +257,18 @@ fn bench_lookup(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("supplier_on", be.name), |b| {
             b.iter(|| black_box(rt.block_on(lookups(&store, &keys, BATCH))))
         });
+        g.bench_function(BenchmarkId::new("supplier_on_batched", be.name), |b| {
+            b.iter(|| {
+                let qs: Vec<(Mpxn, Date)> = (0..BATCH)
+                    .map(|i| (keys[(i * 104_729) % keys.len()].clone(), lookup_dates(i)))
+                    .collect();
+                black_box(
+                    rt.block_on(store.registered_suppliers_on(&qs))
+                        .expect("batch")
+                        .len(),
+                )
+            })
+        });
         rt.block_on(async {
             store.close().await;
             dispose(&loc).await;

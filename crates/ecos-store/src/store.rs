@@ -193,6 +193,7 @@ macro_rules! upsert_devices {
 }
 
 type RegTuple = (String, String, String, Option<String>, String, i64);
+type BatchTuple = (i64, String, String, String, Option<String>, String, i64);
 type DevTuple = (
     String,
     String,
@@ -488,6 +489,61 @@ impl Store {
         let Some(t) = row else { return Ok(None) };
         let r = reg_from_tuple(t)?;
         Ok(r.contains(date).then_some(r))
+    }
+
+    /// Many supplier-at-date questions in few round trips (batches of 500 in one query each):
+    /// for bulk work such as migration candidate selection or re-validation sweeps. The
+    /// answers are in the order of the questions.
+    pub async fn registered_suppliers_on(
+        &self,
+        questions: &[(Mpxn, Date)],
+    ) -> Result<Vec<Option<Registration>>> {
+        const BATCH: usize = 500;
+        let mut out: Vec<Option<Registration>> = vec![None; questions.len()];
+        for (b, chunk) in questions.chunks(BATCH).enumerate() {
+            let dollar = self.dollar();
+            let mut values = String::with_capacity(chunk.len() * 48);
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    values.push(',');
+                }
+                if dollar {
+                    let n = i * 3;
+                    values.push_str(&format!(
+                        "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                        n + 1,
+                        n + 2,
+                        n + 3
+                    ));
+                } else {
+                    values.push_str("(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT))");
+                }
+            }
+            let sql = format!(
+                "WITH q (i, mpxn, d) AS (VALUES {values}) \
+                 SELECT q.i, r.mpxn, r.supplier_mpid, r.effective_from, r.effective_to, \
+                 r.source_file, r.source_line FROM q JOIN registration r ON r.mpxn = q.mpxn \
+                 AND r.effective_from = (SELECT MAX(r2.effective_from) FROM registration r2 \
+                 WHERE r2.mpxn = q.mpxn AND r2.effective_from <= q.d)"
+            );
+            let rows: Vec<BatchTuple> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for (i, (m, d)) in chunk.iter().enumerate() {
+                    q = q.bind(i as i64).bind(m.as_str()).bind(d.to_string());
+                }
+                q.fetch_all(p).await?
+            });
+            for (i, m, mpid, from, to, file, line) in rows {
+                let idx = b * BATCH + i as usize;
+                let r = reg_from_tuple((m, mpid, from, to, file, line))?;
+                if let Some((_, d)) = questions.get(idx)
+                    && r.contains(*d)
+                {
+                    out[idx] = Some(r);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The whole supplier history of an MPxN, oldest first.

@@ -493,7 +493,40 @@ async fn progress_is_reported(s: Store) {
     assert_eq!(s.counts().await.unwrap().mpxns, 5_000);
 }
 
+async fn batched_lookups_agree(s: Store) {
+    import_reg(&s, "base", ImportMode::Refresh, BASE)
+        .await
+        .unwrap();
+    let mut qs = Vec::new();
+    for k in [MPAN, MPRN, GAPPY, "1000999888"] {
+        for day in [
+            "2019-01-01",
+            "2023-01-01",
+            "2023-07-15",
+            "2024-03-14",
+            "2024-03-15",
+            "2024-07-01",
+            "2099-01-01",
+        ] {
+            qs.push((m(k), d(day)));
+        }
+    }
+    // More than one batch.
+    let qs: Vec<_> = qs.iter().cycle().take(1100).cloned().collect();
+    let got = s.registered_suppliers_on(&qs).await.unwrap();
+    assert_eq!(got.len(), qs.len());
+    for ((mp, day), g) in qs.iter().zip(&got) {
+        assert_eq!(
+            g,
+            &s.registered_supplier_on(mp, *day).await.unwrap(),
+            "{mp} {day}"
+        );
+    }
+    assert!(got.iter().any(Option::is_some) && got.iter().any(Option::is_none));
+}
+
 suite!(
+    batched_lookups_agree,
     supplier_at_boundaries,
     overlap_in_file_refused,
     refresh_replaces_listed_histories,
