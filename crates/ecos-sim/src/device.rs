@@ -73,6 +73,25 @@ pub struct DeviceContext {
     /// Validated paths: (leaf SHA-256, path SHA-256) → the path's validity
     /// window. Filled on success only; the store is fixed for the context.
     path_cache: Mutex<HashMap<PathKey, (Timestamp, Timestamp)>>,
+    /// Anchors built from replacement certificates, by DER SHA-256: every
+    /// device that receives the same certificate shares one `Arc<Anchor>`.
+    anchor_cache: Mutex<HashMap<[u8; 32], Arc<Anchor>>>,
+    /// Parsed certification paths, by SHA-256 over their DERs.
+    paths: Mutex<HashMap<[u8; 32], Arc<Vec<Certificate>>>>,
+}
+
+/// Entries a context cache holds before it is emptied (bounds memory when
+/// every command carries new certificates).
+const CACHE_CAP: usize = 4096;
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut h = [0u8; 32];
+    h.copy_from_slice(ctx.finish().as_ref());
+    h
 }
 
 impl DeviceContext {
@@ -87,7 +106,45 @@ impl DeviceContext {
             accept_cancel_without_pending: true,
             cpv_time: None,
             path_cache: Mutex::new(HashMap::new()),
+            anchor_cache: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The shared anchor for a certificate DER (parsed once per context);
+    /// `None` if it does not parse or has no SKI.
+    fn anchor_for(&self, der: &[u8]) -> Option<Arc<Anchor>> {
+        let key = sha256(&[der]);
+        if let Some(a) = self.anchor_cache.lock().ok()?.get(&key) {
+            return Some(a.clone());
+        }
+        let a = Arc::new(Anchor::from_certificate(Certificate::from_der(der).ok()?).ok()?);
+        let mut c = self.anchor_cache.lock().ok()?;
+        if c.len() >= CACHE_CAP {
+            c.clear();
+        }
+        Some(c.entry(key).or_insert(a).clone())
+    }
+
+    /// The parsed path certificates (those that parse) and their key.
+    fn path_for(&self, ders: &[ecos_gbcs::CertificateDer]) -> (Arc<Vec<Certificate>>, [u8; 32]) {
+        let parts: Vec<&[u8]> = ders.iter().map(|d| d.as_bytes()).collect();
+        let key = sha256(&parts);
+        if let Some(p) = self.paths.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return (p, key);
+        }
+        let p: Arc<Vec<Certificate>> = Arc::new(
+            ders.iter()
+                .filter_map(|c| Certificate::from_der(c.as_bytes()).ok())
+                .collect(),
+        );
+        if let Ok(mut m) = self.paths.lock() {
+            if m.len() >= CACHE_CAP {
+                m.clear();
+            }
+            m.insert(key, p.clone());
+        }
+        (p, key)
     }
 
     fn date_time(&self, now: Timestamp) -> DlmsDateTime {
@@ -125,6 +182,9 @@ impl DeviceContext {
                     return StatusCode::BAD_CERTIFICATE;
                 };
                 if let Ok(mut cache) = self.path_cache.lock() {
+                    if cache.len() >= CACHE_CAP {
+                        cache.clear();
+                    }
                     cache.insert(key, (from, to));
                 }
                 if !time_checks || (from <= at && at <= to) {
@@ -493,20 +553,7 @@ impl Device {
     ) -> ExecutionOutcome {
         let mode = content.control.mode;
         let allowed: &[CellId] = mode_rules(mode).map(|(_, a)| a).unwrap_or(&[]);
-        let path: Vec<Certificate> = content
-            .certification_path
-            .iter()
-            .filter_map(|c| Certificate::from_der(c.as_bytes()).ok())
-            .collect();
-        let path_hash = {
-            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            for c in &path {
-                ctx.update(&c.sha256());
-            }
-            let mut h = [0u8; 32];
-            h.copy_from_slice(ctx.finish().as_ref());
-            h
-        };
+        let (path, path_hash) = ctx.path_for(&content.certification_path);
         let time_checks = content.control.apply_time_based_cpv_checks;
         let cpv_at = ctx.cpv_time.unwrap_or(now);
         let mut outcomes = Vec::with_capacity(content.replacements.len());
@@ -523,30 +570,26 @@ impl Device {
                 Some(c) if !allowed.contains(&c) => StatusCode(127),
                 Some(c) => match fault {
                     Some(Fault(s)) => s,
-                    None => match Certificate::from_der(r.certificate.as_bytes()) {
-                        Err(_) => StatusCode::BAD_CERTIFICATE,
-                        Ok(cert) => {
-                            let s = cert_fits_cell(
-                                &cert,
-                                c,
-                                ctx,
-                                &path,
-                                path_hash,
-                                cpv_at,
-                                time_checks,
-                            );
-                            if s == StatusCode::SUCCESS {
-                                match Anchor::from_certificate(cert) {
-                                    Ok(a) => {
-                                        new_anchor = Some((c, Arc::new(a)));
-                                        s
-                                    }
-                                    Err(_) => StatusCode::BAD_CERTIFICATE,
+                    None => match ctx.anchor_for(r.certificate.as_bytes()) {
+                        None => StatusCode::BAD_CERTIFICATE,
+                        Some(anchor) => match anchor.certificate.as_ref() {
+                            None => StatusCode::BAD_CERTIFICATE,
+                            Some(cert) => {
+                                let s = cert_fits_cell(
+                                    cert,
+                                    c,
+                                    ctx,
+                                    &path,
+                                    path_hash,
+                                    cpv_at,
+                                    time_checks,
+                                );
+                                if s == StatusCode::SUCCESS {
+                                    new_anchor = Some((c, anchor.clone()));
                                 }
-                            } else {
                                 s
                             }
-                        }
+                        },
                     },
                 },
             };
