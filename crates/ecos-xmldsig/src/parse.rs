@@ -184,6 +184,15 @@ pub enum ParseError {
         /// Where.
         at: Position,
     },
+    /// A processing instruction whose target is `xml` in any case (reserved;
+    /// the parser takes a misplaced or malformed XML declaration for one).
+    #[error("processing instruction target {target:?} at {at} is reserved")]
+    ReservedPiTarget {
+        /// The target.
+        target: String,
+        /// Where.
+        at: Position,
+    },
     /// Not well-formed or not namespace-well-formed XML.
     #[error("malformed XML at {at}: {message}")]
     Malformed {
@@ -375,8 +384,23 @@ pub fn node_position(node: Node<'_, '_>) -> Position {
     node.document().text_pos_at(node.range().start).into()
 }
 
+fn check_pi(node: Node<'_, '_>) -> Result<(), ParseError> {
+    if let Some(pi) = node.pi() {
+        if pi.target.eq_ignore_ascii_case("xml") {
+            return Err(ParseError::ReservedPiTarget {
+                target: pi.target.to_string(),
+                at: node_position(node),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
     let input = doc.input_text();
+    for n in doc.root().children() {
+        check_pi(n)?;
+    }
     // Iterative walk with depth: (node, depth of node).
     let mut stack: Vec<(Node<'_, '_>, usize)> = vec![(doc.root_element(), 1)];
     while let Some((node, depth)) = stack.pop() {
@@ -424,6 +448,8 @@ fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
         for child in node.children() {
             if child.is_element() {
                 stack.push((child, depth + 1));
+            } else if child.is_pi() {
+                check_pi(child)?;
             } else if let Some(t) = child.text().filter(|_| child.is_text()) {
                 if t.len() > limits.max_text_len {
                     return Err(ParseError::TextTooLong {

@@ -208,3 +208,22 @@ fn line_ends_are_normalised_by_prepare() {
         std::borrow::Cow::Borrowed(_)
     ));
 }
+
+#[test]
+fn a_pi_named_xml_is_refused() {
+    // Found by the c14n_inclusive fuzz target: roxmltree takes `<?xml&...?>`
+    // for a PI with target "xml", whose canonical form would not re-parse.
+    for xml in [
+        "<?xml&version=\"1.0\"?><r/>",
+        "<r><?XmL x?></r>",
+        "<r/><?xml?>",
+    ] {
+        match err(xml, &Limits::default()) {
+            ParseError::ReservedPiTarget { target, .. } => {
+                assert!(target.eq_ignore_ascii_case("xml"))
+            }
+            other => panic!("{xml}: {other:?}"),
+        }
+    }
+    parse(b"<?xml-stylesheet x?><r><?xmlfoo?></r>", &Limits::default()).unwrap();
+}
