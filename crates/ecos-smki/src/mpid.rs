@@ -1,7 +1,7 @@
 //! MPIDs in the Common Name of an XML Sign certificate (`smki.md` §5).
 //!
 //! The public text is silent on the CN syntax, so every rule of the
-//! project's interpretation **[P]** is a field of [`MpidRules`]; the
+//! project's interpretation **\[P\]** is a field of [`MpidRules`]; the
 //! defaults are those of the reference: tokens separated by exactly one
 //! ASCII space, upper-case `[A-Z0-9]`, a 4-character token is an
 //! electricity MPID and a 3-character token a gas short code, at most one

@@ -188,7 +188,7 @@ pub struct PathPolicy {
     /// Acceptable certificate policy OIDs (dotted). Every certificate in the
     /// path below the anchor must carry one of them, and one must be common
     /// to the whole path. The defaults are the test-PKI organisation and
-    /// device policies; the production OIDs are configuration [P].
+    /// device policies; the production OIDs are configuration (`smki.md` \[P\]).
     pub allowed_policies: Vec<String>,
     /// Require each non-anchor certificate's AKI to equal its issuer's SKI
     /// (default true; the 8-byte identifiers are how GBCS names cells).
