@@ -26,9 +26,10 @@ pub enum PkiCommand {
     Init {
         /// The output directory (created if missing; must be empty unless --force).
         dir: PathBuf,
-        /// The seed every key, serial and signature derives from.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// The seed every key, serial and signature derives from (default: the
+        /// spec's, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Device EUIs (comma-separated, either form); default: the demo's four devices.
         #[arg(long, value_delimiter = ',')]
         devices: Option<Vec<Eui64>>,
@@ -72,7 +73,7 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             devices,
             spec,
             force,
-        } => init(dir, seed, devices, spec, force),
+        } => init(dir, seed, devices, spec, force).map(|_| ()),
         PkiCommand::Verify {
             cert,
             anchors,
@@ -170,11 +171,11 @@ fn print_cert(c: &Certificate) {
 
 fn init(
     dir: PathBuf,
-    seed: u64,
+    seed: Option<u64>,
     devices: Option<Vec<Eui64>>,
     spec_file: Option<PathBuf>,
     force: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ecos_smki::testpki::Index> {
     let mut spec = match &spec_file {
         Some(p) => {
             let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -183,7 +184,7 @@ fn init(
         }
         None => TestPkiSpec::demo(),
     };
-    if spec_file.is_none() || seed != 1 {
+    if let Some(seed) = seed {
         spec.seed = seed;
     }
     if let Some(d) = devices {
@@ -251,7 +252,7 @@ fn init(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(())
+    Ok(index)
 }
 
 fn verify(
@@ -311,15 +312,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ecos-pki-init-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let eui: Eui64 = "00DB123456789999".parse().unwrap();
-        init(dir.clone(), 5, Some(vec![eui]), None, false).unwrap();
+        init(dir.clone(), Some(5), Some(vec![eui]), None, false).unwrap();
         let index: ecos_smki::testpki::Index =
             serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
         assert_eq!(index.seed, 5);
         assert_eq!(index.entries.len(), 3 + 3 * 4 + 4 + 2);
         let dev = Certificate::load(dir.join("device/00DB123456789999/ds.pem")).unwrap();
         assert_eq!(dev.eui(), Some(eui));
-        assert!(init(dir.clone(), 5, None, None, false).is_err());
-        init(dir.clone(), 5, None, None, true).unwrap();
+        assert!(init(dir.clone(), Some(5), None, None, false).is_err());
+        // A spec file: its seed holds unless --seed is given.
+        let spec_path =
+            std::env::temp_dir().join(format!("ecos-pki-spec-{}.json", std::process::id()));
+        std::fs::write(&spec_path, br#"{"seed": 9, "devices": []}"#).unwrap();
+        let index = init(dir.clone(), None, None, Some(spec_path.clone()), true).unwrap();
+        assert_eq!(index.seed, 9);
+        assert_eq!(index.entries.len(), 3 + 3 * 4 + 4);
+        std::fs::remove_file(&spec_path).unwrap();
+        init(dir.clone(), Some(5), None, None, true).unwrap();
         show(&dir.join("org/90B3D51F30010000/xml-sign.pem")).unwrap();
         show(&dir.join("org/90B3D51F30010000/xml-sign.key.pem")).unwrap();
         verify(
