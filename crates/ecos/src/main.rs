@@ -41,6 +41,9 @@ enum Command {
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Simulated devices, WAN and supplier, for manual testing.
+    #[command(subcommand)]
+    Sim(cmd::sim::SimCommand),
 }
 
 mod cmd;
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Command::Data(c) => cmd::data::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::config::run(c),
+        Command::Sim(c) => cmd::sim::run(c),
     }
 }
 

@@ -7,3 +7,4 @@ pub mod serve;
 pub mod regdata;
 pub mod inventory;
 pub mod data;
+pub mod sim;
