@@ -66,6 +66,15 @@ pub fn device_ka_key(ka_cert: Option<&[u8]>) -> Result<P256PublicKey, CommandErr
     Ok(cert.public_key().clone())
 }
 
+/// GBCS carries whole seconds; DUIS may carry fractions. Round a fraction
+/// up, so that the device never executes before the requested instant.
+pub fn whole_second_not_before(t: jiff::Timestamp) -> jiff::Timestamp {
+    if t.subsec_nanosecond() == 0 {
+        return t;
+    }
+    jiff::Timestamp::from_second(t.as_second().saturating_add(1)).unwrap_or(t)
+}
+
 /// Build, sign, self-check and MAC the mode-7 command for `acc` with `counter`.
 pub fn build_supplier_by_trans_cos(
     acc: &Accepted,
@@ -83,7 +92,7 @@ pub fn build_supplier_by_trans_cos(
     let execution = match body.execution {
         Execution::Immediate => None,
         Execution::FutureDated(t) => Some(ExecutionDateTime::At(
-            jiff::tz::TimeZone::UTC.to_datetime(t),
+            jiff::tz::TimeZone::UTC.to_datetime(whole_second_not_before(t)),
         )),
         Execution::Cancellation => Some(ExecutionDateTime::Cancel),
     };

@@ -362,14 +362,16 @@ impl Party {
                 device: report.device,
                 counter: report.command_counter,
             })?;
-        let new_state = if report.accepted_only {
-            RequestState::Dispatched
-        } else if report.success {
-            RequestState::Completed
-        } else {
-            RequestState::Failed
-        };
-        state::set_request_state(&self.store, &req.request_id, new_state, at).await?;
+        // `commandAccepted` (future-dated or cancellation): the request stays
+        // dispatched until the 0x00CB alert reports the outcome.
+        if !report.accepted_only {
+            let new_state = if report.success {
+                RequestState::Completed
+            } else {
+                RequestState::Failed
+            };
+            state::set_request_state(&self.store, &req.request_id, new_state, at).await?;
+        }
         let _ = self.store.record_device_contact(report.device, at).await;
         let header = ecos_duis::read_request_header(
             req.request_xml.as_deref().unwrap_or_default().as_bytes(),

@@ -41,6 +41,8 @@ enum Command {
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Run the whole system with generated keys, data and simulated meters, and show it working.
+    Demo(cmd::demo::DemoArgs),
     /// Simulated devices, WAN and supplier, for manual testing.
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
@@ -49,6 +51,7 @@ enum Command {
 mod cmd;
 mod config;
 mod serve;
+mod wiring;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::config::run(c),
         Command::Sim(c) => cmd::sim::run(c),
+        Command::Demo(a) => cmd::demo::run(a),
     }
 }
 

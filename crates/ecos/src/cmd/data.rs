@@ -48,7 +48,11 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 set.mpxns
             );
             println!("{}: {} devices", set.inventory_file.display(), set.devices);
-            println!("{}: {} service users", set.service_users_file.display(), set.service_users);
+            println!(
+                "{}: {} service users",
+                set.service_users_file.display(),
+                set.service_users
+            );
             Ok(())
         }
     }

@@ -57,13 +57,28 @@ pub fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
                         println!("{eui}: {} {}", d.device_type, d.status);
                         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
                         println!("  mpxn            {}", opt(d.mpxn.map(|m| m.to_string())));
-                        println!("  cos credential  {}", opt(d.cos_credential.map(|c| c.to_string())));
-                        println!("  comms hub       {}", opt(d.comms_hub.map(|h| h.to_string())));
+                        println!(
+                            "  cos credential  {}",
+                            opt(d.cos_credential.map(|c| c.to_string()))
+                        );
+                        println!(
+                            "  comms hub       {}",
+                            opt(d.comms_hub.map(|h| h.to_string()))
+                        );
                         println!("  csp region      {}", opt(d.csp_region));
                         println!("  firmware        {}", opt(d.firmware_version));
-                        println!("  last contact    {}", opt(d.last_contact.map(|t| t.to_string())));
-                        println!("  KA certificate  {}", opt(d.ka_cert.map(|c| format!("{} bytes", c.len()))));
-                        println!("  DS certificate  {}", opt(d.ds_cert.map(|c| format!("{} bytes", c.len()))));
+                        println!(
+                            "  last contact    {}",
+                            opt(d.last_contact.map(|t| t.to_string()))
+                        );
+                        println!(
+                            "  KA certificate  {}",
+                            opt(d.ka_cert.map(|c| format!("{} bytes", c.len())))
+                        );
+                        println!(
+                            "  DS certificate  {}",
+                            opt(d.ds_cert.map(|c| format!("{} bytes", c.len())))
+                        );
                     }
                 }
                 s.close().await;

@@ -152,7 +152,11 @@ pub fn print_summary(s: &ImportSummary) {
         return;
     }
     let secs = s.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { s.rows as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        s.rows as f64 / secs
+    } else {
+        0.0
+    };
     println!(
         "imported {} ({}, {}): {} rows, {} keys, {} written, {} removed, {} check-digit warnings in {:.2} s ({:.0} rows/s)",
         s.file_id,
@@ -203,16 +207,24 @@ pub fn run(cmd: RegdataCommand) -> anyhow::Result<()> {
                         s.as_of_date(at),
                         r.mpid,
                         r.effective_from,
-                        r.effective_to.map(|t| format!(" until {t}")).unwrap_or_default()
+                        r.effective_to
+                            .map(|t| format!(" until {t}"))
+                            .unwrap_or_default()
                     ),
-                    None => println!("{m} ({}) on {}: no registered supplier", m.fuel(), s.as_of_date(at)),
+                    None => println!(
+                        "{m} ({}) on {}: no registered supplier",
+                        m.fuel(),
+                        s.as_of_date(at)
+                    ),
                 }
                 for r in s.registration_history(&m).await? {
                     println!(
                         "  {} {} .. {}  ({} line {})",
                         r.mpid,
                         r.effective_from,
-                        r.effective_to.map(|t| t.to_string()).unwrap_or_else(|| "open".into()),
+                        r.effective_to
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| "open".into()),
                         r.source_file,
                         r.source_line
                     );
