@@ -107,6 +107,7 @@ mod csv;
 pub mod error;
 pub mod generate;
 pub mod import;
+pub mod migration;
 pub mod model;
 pub mod mpxn;
 pub mod pipeline;
@@ -115,6 +116,10 @@ mod store;
 pub use error::{FileLine, Result, RowError, StoreError};
 pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};
+pub use migration::{
+    MigrationChange, MigrationCounts, MigrationRecord, MigrationState, MigrationTransition,
+    MigrationView,
+};
 pub use model::{
     CosCredential, Device, DeviceStatus, DeviceType, Registration, ServiceUser, StoreCounts,
 };

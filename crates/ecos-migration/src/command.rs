@@ -1,0 +1,88 @@
+//! The migration command: CS02b transCoSByTransCoS (0x0106), signed with the TCoS key,
+//! installing the ECoS certificate in the {5, DS} cell, MACed for the device; and the
+//! reading of the device's answer.
+
+use ecos_gbcs::{CertificateDer, Cs02bCommand, TransCosByTransCos};
+use ecos_party::PartyKeys;
+use ecos_party::command::{device_ka_key, self_check};
+use ecos_party::device::{DeviceReport, verify_device_message};
+use ecos_smki::{Certificate, Eui64};
+
+use crate::MigrationError;
+
+/// Build, sign with the TCoS key, self-check and MAC the 0x0106 command for `device`.
+///
+/// `ka_cert` is the device's key-agreement certificate (DER) from the inventory;
+/// `path` the certification path of the ECoS certificate (its issuing CA).
+pub fn build(
+    keys: &PartyKeys,
+    path: &[Certificate],
+    device: Eui64,
+    ka_cert: Option<&[u8]>,
+    counter: u64,
+    apply_time_based_cpv_checks: bool,
+    set_floor: bool,
+) -> Result<Vec<u8>, MigrationError> {
+    let cmd_err = |e: String| MigrationError::Command { device, detail: e };
+    let originator = keys
+        .tcos
+        .eui()
+        .ok_or_else(|| cmd_err("the TCoS certificate carries no EUI".into()))?;
+    let der =
+        |c: &Certificate| CertificateDer::new(c.der().to_vec()).map_err(|e| cmd_err(e.to_string()));
+    let cmd = Cs02bCommand::trans_cos_by_trans_cos(TransCosByTransCos {
+        counter,
+        originator,
+        recipient: device,
+        new_cos_ds: der(&keys.ecos.certificate)?,
+        certification_path: path.iter().map(der).collect::<Result<_, _>>()?,
+        apply_time_based_cpv_checks,
+        new_floor_seq_number: set_floor.then_some(counter),
+        execution: None,
+    })
+    .map_err(|e| cmd_err(e.to_string()))?;
+    let ka = device_ka_key(ka_cert).map_err(|e| cmd_err(e.to_string()))?;
+    let bytes = cmd
+        .sign_and_mac(keys.tcos.signer.as_ref(), keys.acb.as_ref(), &ka)
+        .map_err(|e| cmd_err(e.to_string()))?;
+    self_check(&bytes, &keys.tcos, counter).map_err(|e| cmd_err(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// What a verified device answer means for the migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// {5, DS} now holds the ECoS certificate (success, its SKI and EUI).
+    Migrated,
+    /// The {5, DS} replacement failed with this GBCS status.
+    Failed(u32),
+    /// Success, but not with the ECoS certificate (or no {5, DS} outcome at all).
+    Unexpected(String),
+}
+
+/// Verify a device message with the device's DS certificate and read it.
+pub fn read_answer(
+    keys: &PartyKeys,
+    bytes: &[u8],
+    device_ds: Option<Vec<u8>>,
+) -> Result<(DeviceReport, Answer), MigrationError> {
+    let report = verify_device_message(bytes, |_| device_ds)
+        .map_err(|e| MigrationError::DeviceMessage(e.to_string()))?;
+    let ecos_ski = keys
+        .ecos
+        .certificate
+        .ski()
+        .map(hex::encode_upper)
+        .unwrap_or_default();
+    let ecos_eui = keys.ecos.eui();
+    let answer = match report.cells.iter().find(|c| c.role == 5) {
+        None => Answer::Unexpected("no outcome for the {5, DS} cell".into()),
+        Some(c) if c.status != 0 => Answer::Failed(c.status),
+        Some(c) if c.new_ski == ecos_ski && Some(c.new_sui) == ecos_eui => Answer::Migrated,
+        Some(c) => Answer::Unexpected(format!(
+            "success but the cell holds SUI {} SKI {}, not the ECoS certificate",
+            c.new_sui, c.new_ski
+        )),
+    };
+    Ok((report, answer))
+}

@@ -1,0 +1,823 @@
+//! Durable state of the TCoS → ECoS credential migration (`ecos-domain.md` §6).
+//!
+//! - `migration_devices`: one row per device the migration tracks, with its
+//!   [`MigrationState`], attempt count, next retry instant, failure reason, the batch
+//!   and GBCS counter of its last command. Changes are compare-and-set on a version.
+//! - `migration_transitions`: every state change, in order, with the device's comms hub
+//!   and CSP region at that time (throttles are checked from it).
+//! - `migration_inbox`: device messages received for the migration, kept until the
+//!   transition they cause is committed (they are consumed in the same transaction), so
+//!   a crash between receipt and processing loses nothing.
+//!
+//! Marking a device [`MigrationState::Migrated`] switches its inventory
+//! `cos_credential` to `enduring` in the same transaction.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ecos_smki::Eui64;
+use jiff::Timestamp;
+use sqlx::AssertSqlSafe;
+
+use crate::error::Result;
+use crate::model::{CosCredential, DeviceStatus, DeviceType};
+use crate::mpxn::Mpxn;
+use crate::pipeline::{RequestState, ordered_i64_to_u64, u64_to_ordered_i64};
+use crate::store::{Store, corrupt, micros_to_ts, on_pool, ts_to_micros};
+
+/// Where a device is in the migration.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum MigrationState {
+    /// Does not meet the eligibility rules (yet).
+    NotEligible,
+    /// Eligible, waiting to be selected.
+    Candidate,
+    /// Selected into a batch; no command sent yet.
+    Selected,
+    /// The 0x0106 command was handed to the transport; waiting for the response.
+    Sent,
+    /// The device answered success with the ECoS certificate (terminal).
+    Migrated,
+    /// Failed; waits until `next_at` before the next attempt.
+    RetryWaiting,
+    /// Failed in a way that retrying cannot fix (terminal).
+    FailedPermanent,
+    /// Taken out of the migration, with a reason (terminal).
+    Excluded,
+    /// A change of supplier is pending or future-dated for the device.
+    Paused,
+}
+
+impl MigrationState {
+    /// Every state.
+    pub const ALL: &'static [MigrationState] = &[
+        MigrationState::NotEligible,
+        MigrationState::Candidate,
+        MigrationState::Selected,
+        MigrationState::Sent,
+        MigrationState::Migrated,
+        MigrationState::RetryWaiting,
+        MigrationState::FailedPermanent,
+        MigrationState::Excluded,
+        MigrationState::Paused,
+    ];
+
+    /// The stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationState::NotEligible => "not-eligible",
+            MigrationState::Candidate => "candidate",
+            MigrationState::Selected => "selected",
+            MigrationState::Sent => "sent",
+            MigrationState::Migrated => "migrated",
+            MigrationState::RetryWaiting => "retry-waiting",
+            MigrationState::FailedPermanent => "failed-permanent",
+            MigrationState::Excluded => "excluded",
+            MigrationState::Paused => "paused",
+        }
+    }
+
+    /// Whether the device's migration is over (migrated, failed permanently, excluded).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            MigrationState::Migrated | MigrationState::FailedPermanent | MigrationState::Excluded
+        )
+    }
+
+    /// Whether a command is (or is about to be) in flight.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, MigrationState::Selected | MigrationState::Sent)
+    }
+}
+
+impl FromStr for MigrationState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        MigrationState::ALL
+            .iter()
+            .copied()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown migration state {s:?}"))
+    }
+}
+
+impl fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A device's migration record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRecord {
+    /// The device.
+    pub eui: Eui64,
+    /// Current state.
+    pub state: MigrationState,
+    /// Bumped by every change (compare-and-set token).
+    pub version: u64,
+    /// Commands sent so far.
+    pub attempts: u32,
+    /// Earliest next attempt ([`MigrationState::RetryWaiting`]).
+    pub next_at: Option<Timestamp>,
+    /// Why it is not eligible, paused, failing, failed or excluded.
+    pub reason: Option<String>,
+    /// The class of the last failure.
+    pub failure_class: Option<String>,
+    /// The batch it was last selected into.
+    pub batch: Option<u64>,
+    /// The GBCS counter of the last command built for it.
+    pub gbcs_counter: Option<u64>,
+    /// When the last command was sent.
+    pub sent_at: Option<Timestamp>,
+    /// The comms hub (at the last change).
+    pub comms_hub: Option<Eui64>,
+    /// The CSP region (at the last change).
+    pub csp_region: Option<String>,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl MigrationRecord {
+    /// A change to `state` that keeps every other field; adjust the fields, then pass it
+    /// to [`Store::migration_transition`].
+    pub fn to(&self, state: MigrationState, detail: impl Into<String>) -> MigrationChange {
+        MigrationChange {
+            state,
+            attempts: self.attempts,
+            next_at: self.next_at,
+            reason: self.reason.clone(),
+            failure_class: self.failure_class.clone(),
+            batch: self.batch,
+            gbcs_counter: self.gbcs_counter,
+            sent_at: self.sent_at,
+            detail: detail.into(),
+            consume_inbox: None,
+        }
+    }
+}
+
+/// The new content of a record (every field is written) and the transition's detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationChange {
+    /// New state.
+    pub state: MigrationState,
+    /// Attempts.
+    pub attempts: u32,
+    /// Next attempt instant.
+    pub next_at: Option<Timestamp>,
+    /// Reason.
+    pub reason: Option<String>,
+    /// Failure class.
+    pub failure_class: Option<String>,
+    /// Batch.
+    pub batch: Option<u64>,
+    /// GBCS counter.
+    pub gbcs_counter: Option<u64>,
+    /// When sent.
+    pub sent_at: Option<Timestamp>,
+    /// Recorded with the transition (free text or JSON).
+    pub detail: String,
+    /// An inbox message to delete in the same transaction (the message that caused this).
+    pub consume_inbox: Option<u64>,
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationTransition {
+    /// Order of recording.
+    pub id: u64,
+    /// The device.
+    pub eui: Eui64,
+    /// The state before (`None` when first tracked).
+    pub from: Option<MigrationState>,
+    /// The state after.
+    pub to: MigrationState,
+    /// Attempts after the change.
+    pub attempt: u32,
+    /// When.
+    pub at: Timestamp,
+    /// The device's comms hub.
+    pub comms_hub: Option<Eui64>,
+    /// The device's CSP region.
+    pub csp_region: Option<String>,
+    /// The GBCS counter of the command, for a change to `sent`.
+    pub gbcs_counter: Option<u64>,
+    /// Detail.
+    pub detail: String,
+}
+
+/// What the selection engine needs to know about an inventory device, with its migration
+/// record if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationView {
+    /// The device.
+    pub eui: Eui64,
+    /// Type.
+    pub device_type: DeviceType,
+    /// Status.
+    pub status: DeviceStatus,
+    /// Meter point.
+    pub mpxn: Option<Mpxn>,
+    /// CoS credential on the device per the inventory.
+    pub cos_credential: Option<CosCredential>,
+    /// Comms hub.
+    pub comms_hub: Option<Eui64>,
+    /// CSP region.
+    pub csp_region: Option<String>,
+    /// Firmware.
+    pub firmware_version: Option<String>,
+    /// Last successful contact.
+    pub last_contact: Option<Timestamp>,
+    /// Whether the MPxN has a registration starting after the as-of date given.
+    pub switch_coming: bool,
+    /// The migration record.
+    pub record: Option<MigrationRecord>,
+}
+
+/// A message waiting in the migration inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMessage {
+    /// Inbox id.
+    pub id: u64,
+    /// Sending device.
+    pub device: Eui64,
+    /// The bytes as received.
+    pub bytes: Vec<u8>,
+    /// When received.
+    pub received_at: Timestamp,
+}
+
+/// Commands sent in a period, by comms hub and by CSP region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentCounts {
+    /// All.
+    pub total: u64,
+    /// By comms hub EUI (compact hex).
+    pub by_hub: BTreeMap<String, u64>,
+    /// By region.
+    pub by_region: BTreeMap<String, u64>,
+}
+
+/// Counts for `ecos migrate status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationCounts {
+    /// Devices by state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Devices by region then state (`-` for no region).
+    pub by_region: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Reasons of devices in retry-waiting, failed-permanent, excluded, not-eligible and
+    /// paused, with counts.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+const REC_COLS: &str = "eui, state, version, attempts, next_at, reason, failure_class, batch, \
+     gbcs_counter, sent_at, comms_hub_eui, csp_region, updated_at";
+
+type RecTuple = (
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+const T: &str = "migration_devices";
+
+fn eui(table: &'static str, column: &'static str, s: &str) -> Result<Eui64> {
+    s.parse::<Eui64>().map_err(|_| corrupt(table, column, s))
+}
+
+fn state(table: &'static str, column: &'static str, s: &str) -> Result<MigrationState> {
+    s.parse().map_err(|_| corrupt(table, column, s))
+}
+
+fn rec_from(t: RecTuple) -> Result<MigrationRecord> {
+    let (e, st, version, attempts, next_at, reason, class, batch, ctr, sent, hub, region, upd) = t;
+    Ok(MigrationRecord {
+        eui: eui(T, "eui", &e)?,
+        state: state(T, "state", &st)?,
+        version: version as u64,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| corrupt(T, "attempts", &attempts.to_string()))?,
+        next_at: next_at.map(|v| micros_to_ts(T, "next_at", v)).transpose()?,
+        reason,
+        failure_class: class,
+        batch: batch.map(|b| b as u64),
+        gbcs_counter: ctr.map(ordered_i64_to_u64),
+        sent_at: sent.map(|v| micros_to_ts(T, "sent_at", v)).transpose()?,
+        comms_hub: hub
+            .as_deref()
+            .map(|h| eui(T, "comms_hub_eui", h))
+            .transpose()?,
+        csp_region: region,
+        updated_at: micros_to_ts(T, "updated_at", upd)?,
+    })
+}
+
+type TransTuple = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+);
+
+fn trans_from(t: TransTuple) -> Result<MigrationTransition> {
+    const TT: &str = "migration_transitions";
+    let (id, e, from, to, attempt, at, hub, region, ctr, detail) = t;
+    Ok(MigrationTransition {
+        id: id as u64,
+        eui: eui(TT, "eui", &e)?,
+        from: from
+            .as_deref()
+            .map(|f| state(TT, "from_state", f))
+            .transpose()?,
+        to: state(TT, "to_state", &to)?,
+        attempt: attempt.clamp(0, i64::from(u32::MAX)) as u32,
+        at: micros_to_ts(TT, "at", at)?,
+        comms_hub: hub
+            .as_deref()
+            .map(|h| eui(TT, "comms_hub_eui", h))
+            .transpose()?,
+        csp_region: region,
+        gbcs_counter: ctr.map(ordered_i64_to_u64),
+        detail,
+    })
+}
+
+type ViewTuple = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    Option<String>,
+);
+
+impl Store {
+    /// Start tracking a device in `state` (with a transition from nothing). Returns false
+    /// (and changes nothing) when it is tracked already.
+    #[allow(clippy::too_many_arguments)] // each is a column of the first record
+    pub async fn migration_track(
+        &self,
+        device: Eui64,
+        state: MigrationState,
+        reason: Option<&str>,
+        comms_hub: Option<Eui64>,
+        csp_region: Option<&str>,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<bool> {
+        let at = ts_to_micros(at);
+        let key = device.to_compact();
+        let hub = comms_hub.map(|h| h.to_compact());
+        let inserted = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "INSERT INTO migration_devices (eui, state, version, attempts, reason, \
+                 comms_hub_eui, csp_region, updated_at) VALUES ($1, $2, 1, 0, $3, $4, $5, $6) \
+                 ON CONFLICT (eui) DO NOTHING",
+            )
+            .bind(&key)
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(&hub)
+            .bind(csp_region)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, at, \
+                     comms_hub_eui, csp_region, gbcs_counter, detail) \
+                     VALUES ($1, NULL, $2, 0, $3, $4, $5, NULL, $6)",
+                )
+                .bind(&key)
+                .bind(state.as_str())
+                .bind(at)
+                .bind(&hub)
+                .bind(csp_region)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            n == 1
+        });
+        Ok(inserted)
+    }
+
+    /// The migration record of a device.
+    pub async fn migration_record(&self, device: Eui64) -> Result<Option<MigrationRecord>> {
+        let sql = format!("SELECT {REC_COLS} FROM migration_devices WHERE eui = $1");
+        let row: Option<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(device.to_compact())
+            .fetch_optional(p)
+            .await?);
+        row.map(rec_from).transpose()
+    }
+
+    /// Apply `change` to the record `current` (compare-and-set on its version) and record
+    /// the transition; for [`MigrationState::Migrated`] also switch the inventory's
+    /// `cos_credential` to `enduring`; delete `change.consume_inbox` if set. All in one
+    /// transaction.
+    ///
+    /// Returns the new record, or `None` when the record changed meanwhile (someone else
+    /// moved it first; nothing was written).
+    pub async fn migration_transition(
+        &self,
+        current: &MigrationRecord,
+        change: &MigrationChange,
+        at: Timestamp,
+    ) -> Result<Option<MigrationRecord>> {
+        let at_us = ts_to_micros(at);
+        let key = current.eui.to_compact();
+        let hub = current.comms_hub.map(|h| h.to_compact());
+        let done = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE migration_devices SET state = $1, version = version + 1, attempts = $2, \
+                 next_at = $3, reason = $4, failure_class = $5, batch = $6, gbcs_counter = $7, \
+                 sent_at = $8, updated_at = $9 WHERE eui = $10 AND version = $11",
+            )
+            .bind(change.state.as_str())
+            .bind(i64::from(change.attempts))
+            .bind(change.next_at.map(ts_to_micros))
+            .bind(&change.reason)
+            .bind(&change.failure_class)
+            .bind(change.batch.map(|b| b.min(i64::MAX as u64) as i64))
+            .bind(change.gbcs_counter.map(u64_to_ordered_i64))
+            .bind(change.sent_at.map(ts_to_micros))
+            .bind(at_us)
+            .bind(&key)
+            .bind(current.version.min(i64::MAX as u64) as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, at, \
+                     comms_hub_eui, csp_region, gbcs_counter, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&key)
+                .bind(current.state.as_str())
+                .bind(change.state.as_str())
+                .bind(i64::from(change.attempts))
+                .bind(at_us)
+                .bind(&hub)
+                .bind(&current.csp_region)
+                .bind(
+                    (change.state == MigrationState::Sent)
+                        .then_some(change.gbcs_counter)
+                        .flatten()
+                        .map(u64_to_ordered_i64),
+                )
+                .bind(&change.detail)
+                .execute(&mut *tx)
+                .await?;
+                if change.state == MigrationState::Migrated {
+                    sqlx::query("UPDATE devices SET cos_credential = $1 WHERE eui = $2")
+                        .bind(CosCredential::Enduring.as_str())
+                        .bind(&key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(id) = change.consume_inbox {
+                    sqlx::query("DELETE FROM migration_inbox WHERE id = $1")
+                        .bind(id.min(i64::MAX as u64) as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            n == 1
+        });
+        if !done {
+            return Ok(None);
+        }
+        self.migration_record(current.eui).await
+    }
+
+    /// Records in `state`, by EUI after `after`, at most `limit`.
+    pub async fn migration_records_in(
+        &self,
+        state: MigrationState,
+        after: Option<Eui64>,
+        limit: u32,
+    ) -> Result<Vec<MigrationRecord>> {
+        let sql = format!(
+            "SELECT {REC_COLS} FROM migration_devices WHERE state = $1 AND eui > $2 \
+             ORDER BY eui LIMIT $3"
+        );
+        let rows: Vec<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(after.map(|e| e.to_compact()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(rec_from).collect()
+    }
+
+    /// Records in `state` whose `next_at` is at or before `until`, earliest first.
+    pub async fn migration_due(
+        &self,
+        state: MigrationState,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MigrationRecord>> {
+        let sql = format!(
+            "SELECT {REC_COLS} FROM migration_devices WHERE state = $1 AND next_at <= $2 \
+             ORDER BY next_at, eui LIMIT $3"
+        );
+        let rows: Vec<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(ts_to_micros(until))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(rec_from).collect()
+    }
+
+    /// Records sent at or before `until` (their response is overdue), oldest first.
+    pub async fn migration_sent_before(
+        &self,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MigrationRecord>> {
+        let sql = format!(
+            "SELECT {REC_COLS} FROM migration_devices WHERE state = $1 AND sent_at <= $2 \
+             ORDER BY sent_at, eui LIMIT $3"
+        );
+        let rows: Vec<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(MigrationState::Sent.as_str())
+            .bind(ts_to_micros(until))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(rec_from).collect()
+    }
+
+    /// Every transition of a device, in order.
+    pub async fn migration_transitions(&self, device: Eui64) -> Result<Vec<MigrationTransition>> {
+        let rows: Vec<TransTuple> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, eui, from_state, to_state, attempt, at, comms_hub_eui, csp_region, \
+             gbcs_counter, detail FROM migration_transitions WHERE eui = $1 ORDER BY id"
+        )
+        .bind(device.to_compact())
+        .fetch_all(p)
+        .await?);
+        rows.into_iter().map(trans_from).collect()
+    }
+
+    /// Transitions with an id above `after_id`, in order, at most `limit` (the whole log,
+    /// paged).
+    pub async fn migration_transitions_since(
+        &self,
+        after_id: u64,
+        limit: u32,
+    ) -> Result<Vec<MigrationTransition>> {
+        let rows: Vec<TransTuple> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, eui, from_state, to_state, attempt, at, comms_hub_eui, csp_region, \
+             gbcs_counter, detail FROM migration_transitions WHERE id > $1 ORDER BY id LIMIT $2"
+        )
+        .bind(after_id.min(i64::MAX as u64) as i64)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        rows.into_iter().map(trans_from).collect()
+    }
+
+    /// Commands sent (transitions to `sent`) at or after `since`, by hub and region.
+    pub async fn migration_sent_since(&self, since: Timestamp) -> Result<SentCounts> {
+        let rows: Vec<(Option<String>, Option<String>, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT comms_hub_eui, csp_region, COUNT(*) FROM migration_transitions \
+             WHERE to_state = $1 AND at >= $2 GROUP BY comms_hub_eui, csp_region"
+        )
+        .bind(MigrationState::Sent.as_str())
+        .bind(ts_to_micros(since))
+        .fetch_all(p)
+        .await?);
+        let mut out = SentCounts::default();
+        for (hub, region, n) in rows {
+            let n = n.max(0) as u64;
+            out.total += n;
+            if let Some(h) = hub {
+                *out.by_hub.entry(h).or_default() += n;
+            }
+            if let Some(r) = region {
+                *out.by_region.entry(r).or_default() += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Devices by state, by region and state, and the reasons of the non-progressing ones.
+    pub async fn migration_counts(&self) -> Result<MigrationCounts> {
+        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT state, csp_region, COUNT(*) FROM migration_devices GROUP BY state, csp_region"
+        )
+        .fetch_all(p)
+        .await?
+        });
+        let mut out = MigrationCounts::default();
+        for (st, region, n) in rows {
+            let n = n.max(0) as u64;
+            *out.by_state.entry(st.clone()).or_default() += n;
+            *out.by_region
+                .entry(region.unwrap_or_else(|| "-".into()))
+                .or_default()
+                .entry(st)
+                .or_default() += n;
+        }
+        let reasons: Vec<(String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT reason, COUNT(*) FROM migration_devices WHERE reason IS NOT NULL \
+             AND state IN ($1, $2, $3, $4, $5) GROUP BY reason"
+        )
+        .bind(MigrationState::RetryWaiting.as_str())
+        .bind(MigrationState::FailedPermanent.as_str())
+        .bind(MigrationState::Excluded.as_str())
+        .bind(MigrationState::NotEligible.as_str())
+        .bind(MigrationState::Paused.as_str())
+        .fetch_all(p)
+        .await?);
+        for (r, n) in reasons {
+            out.reasons.insert(r, n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    /// A page of inventory devices (ordered by EUI, after `after`) with their migration
+    /// records: every device holding the transitional credential, and every device the
+    /// migration tracks. `switch_from` is the as-of date after which a registration
+    /// counts as a switch coming.
+    pub async fn migration_view_page(
+        &self,
+        after: Option<Eui64>,
+        limit: u32,
+        switch_from: jiff::civil::Date,
+    ) -> Result<Vec<MigrationView>> {
+        let after = after.map(|e| e.to_compact()).unwrap_or_default();
+        let rows: Vec<ViewTuple> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT d.eui, d.device_type, d.status, d.mpxn, d.cos_credential, d.comms_hub_eui, \
+             d.csp_region, d.firmware_version, d.last_contact, \
+             CAST(CASE WHEN d.mpxn IS NOT NULL AND EXISTS (SELECT 1 FROM registration r \
+               WHERE r.mpxn = d.mpxn AND r.effective_from > $1) THEN 1 ELSE 0 END AS BIGINT), \
+             m.state FROM devices d LEFT JOIN migration_devices m ON m.eui = d.eui \
+             WHERE d.eui > $2 AND (d.cos_credential = $3 OR m.eui IS NOT NULL) \
+             ORDER BY d.eui LIMIT $4"
+        )
+        .bind(switch_from.to_string())
+        .bind(&after)
+        .bind(CosCredential::Transitional.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        // Records for the tracked ones, in one query.
+        let tracked: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.10.is_some())
+            .map(|r| r.0.as_str())
+            .collect();
+        let mut records = std::collections::HashMap::new();
+        if let (Some(first), Some(last)) = (tracked.first(), tracked.last()) {
+            let sql =
+                format!("SELECT {REC_COLS} FROM migration_devices WHERE eui >= $1 AND eui <= $2");
+            let recs: Vec<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+                .bind(*first)
+                .bind(*last)
+                .fetch_all(p)
+                .await?);
+            for r in recs {
+                let r = rec_from(r)?;
+                records.insert(r.eui, r);
+            }
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (e, ty, st, mpxn, cos, hub, region, fw, contact, switch, _) in rows {
+            const D: &str = "devices";
+            let e = eui(D, "eui", &e)?;
+            out.push(MigrationView {
+                eui: e,
+                device_type: ty.parse().map_err(|_| corrupt(D, "device_type", &ty))?,
+                status: st.parse().map_err(|_| corrupt(D, "status", &st))?,
+                mpxn: mpxn
+                    .as_deref()
+                    .map(|m| Mpxn::parse_unchecked(m).map_err(|_| corrupt(D, "mpxn", m)))
+                    .transpose()?,
+                cos_credential: cos
+                    .as_deref()
+                    .map(|c| c.parse().map_err(|_| corrupt(D, "cos_credential", c)))
+                    .transpose()?,
+                comms_hub: hub
+                    .as_deref()
+                    .map(|h| eui(D, "comms_hub_eui", h))
+                    .transpose()?,
+                csp_region: region,
+                firmware_version: fw,
+                last_contact: contact
+                    .map(|v| micros_to_ts(D, "last_contact", v))
+                    .transpose()?,
+                switch_coming: switch != 0,
+                record: records.remove(&e),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The id of a change-of-supplier request pending for the device (any kind, received,
+    /// accepted or dispatched), if any: the migration must not touch the device then.
+    pub async fn cos_request_pending_for_device(&self, device: Eui64) -> Result<Option<String>> {
+        let id: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT request_id FROM requests WHERE device_eui = $1 AND state IN ($2, $3, $4) \
+             ORDER BY created_at LIMIT 1"
+        )
+        .bind(device.to_compact())
+        .bind(RequestState::Received.as_str())
+        .bind(RequestState::Accepted.as_str())
+        .bind(RequestState::Dispatched.as_str())
+        .fetch_optional(p)
+        .await?);
+        Ok(id)
+    }
+
+    /// Keep a device message for the migration until it is processed. Returns its id.
+    pub async fn migration_inbox_push(
+        &self,
+        device: Eui64,
+        bytes: &[u8],
+        at: Timestamp,
+    ) -> Result<u64> {
+        let id: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "INSERT INTO migration_inbox (device, bytes, received_at) VALUES ($1, $2, $3) \
+             RETURNING id"
+        )
+        .bind(device.to_compact())
+        .bind(bytes)
+        .bind(ts_to_micros(at))
+        .fetch_one(p)
+        .await?);
+        Ok(id as u64)
+    }
+
+    /// The oldest inbox messages, at most `limit`.
+    pub async fn migration_inbox_fetch(&self, limit: u32) -> Result<Vec<InboxMessage>> {
+        let rows: Vec<(i64, String, Vec<u8>, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, device, bytes, received_at FROM migration_inbox ORDER BY id LIMIT $1"
+        )
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        rows.into_iter()
+            .map(|(id, d, bytes, at)| {
+                Ok(InboxMessage {
+                    id: id as u64,
+                    device: eui("migration_inbox", "device", &d)?,
+                    bytes,
+                    received_at: micros_to_ts("migration_inbox", "received_at", at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drop an inbox message (one that changes no state). Returns false if it was gone.
+    pub async fn migration_inbox_delete(&self, id: u64) -> Result<bool> {
+        let n = on_pool!(self, |p| sqlx::query(
+            "DELETE FROM migration_inbox WHERE id = $1"
+        )
+        .bind(id.min(i64::MAX as u64) as i64)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+}

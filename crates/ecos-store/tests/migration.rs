@@ -1,0 +1,264 @@
+//! Migration state on both backends: tracking, compare-and-set transitions with their
+//! log, the credential switch on success, the inbox, throttle counts and status counts.
+
+mod common;
+
+use ecos_smki::Eui64;
+use ecos_store::{
+    CosCredential, Device, DeviceStatus, DeviceType, MigrationState as S, NewRequest, RequestKind,
+    Store,
+};
+use jiff::Timestamp;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().expect("instant")
+}
+
+fn dev(i: u64) -> Eui64 {
+    Eui64::from_u64(0x00DB_0000_0000_0000 + i)
+}
+
+async fn seed(s: &Store, n: u64) {
+    for i in 0..n {
+        let mut d = Device::new(dev(i), DeviceType::Esme, DeviceStatus::Commissioned);
+        d.cos_credential = Some(if i == n - 1 {
+            CosCredential::Enduring
+        } else {
+            CosCredential::Transitional
+        });
+        d.comms_hub = Some(Eui64::from_u64(0x00DB_FFFF_0000_0000 + i / 2));
+        d.csp_region = Some(if i % 2 == 0 { "north" } else { "south" }.into());
+        d.firmware_version = Some("4.2.0".into());
+        s.upsert_device(&d).await.unwrap();
+    }
+}
+
+async fn lifecycle_with_log_and_credential_switch(s: Store) {
+    seed(&s, 3).await;
+    let now = t("2026-06-01T10:00:00Z");
+    let hub = Eui64::from_u64(0x00DB_FFFF_0000_0000);
+    assert!(
+        s.migration_track(
+            dev(0),
+            S::Candidate,
+            None,
+            Some(hub),
+            Some("north"),
+            now,
+            "eligible"
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.migration_track(dev(0), S::NotEligible, None, None, None, now, "again")
+            .await
+            .unwrap(),
+        "tracked once"
+    );
+    let r = s.migration_record(dev(0)).await.unwrap().unwrap();
+    assert_eq!((r.state, r.attempts, r.version), (S::Candidate, 0, 1));
+
+    // Selected, then sent with a counter.
+    let mut c = r.to(S::Selected, "batch 7");
+    c.batch = Some(7);
+    let r2 = s.migration_transition(&r, &c, now).await.unwrap().unwrap();
+    assert_eq!((r2.state, r2.batch, r2.version), (S::Selected, Some(7), 2));
+    // A stale record loses the compare-and-set and writes nothing.
+    assert!(
+        s.migration_transition(&r, &r.to(S::Excluded, "stale"), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut c = r2.to(S::Sent, "counter");
+    c.attempts = 1;
+    c.gbcs_counter = Some(u64::MAX - 3);
+    c.sent_at = Some(now);
+    let r3 = s.migration_transition(&r2, &c, now).await.unwrap().unwrap();
+    assert_eq!(r3.gbcs_counter, Some(u64::MAX - 3));
+    assert_eq!(
+        s.migration_sent_before(t("2026-06-01T10:00:00Z"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.migration_sent_before(t("2026-06-01T09:59:59Z"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A response arrives in the inbox and is consumed with the success.
+    let id = s.migration_inbox_push(dev(0), b"resp", now).await.unwrap();
+    assert_eq!(s.migration_inbox_fetch(10).await.unwrap()[0].bytes, b"resp");
+    let mut c = r3.to(S::Migrated, "ski 4F3F");
+    c.consume_inbox = Some(id);
+    let r4 = s.migration_transition(&r3, &c, now).await.unwrap().unwrap();
+    assert_eq!(r4.state, S::Migrated);
+    assert!(r4.state.is_terminal());
+    assert!(s.migration_inbox_fetch(10).await.unwrap().is_empty());
+    assert_eq!(
+        s.device(dev(0)).await.unwrap().unwrap().cos_credential,
+        Some(CosCredential::Enduring),
+        "inventory switched with the state"
+    );
+
+    let log = s.migration_transitions(dev(0)).await.unwrap();
+    let steps: Vec<(Option<S>, S)> = log.iter().map(|x| (x.from, x.to)).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (None, S::Candidate),
+            (Some(S::Candidate), S::Selected),
+            (Some(S::Selected), S::Sent),
+            (Some(S::Sent), S::Migrated)
+        ]
+    );
+    assert_eq!(log[2].gbcs_counter, Some(u64::MAX - 3));
+    assert_eq!(log[2].csp_region.as_deref(), Some("north"));
+    assert_eq!(log[2].comms_hub, Some(hub));
+    assert_eq!(
+        s.migration_transitions_since(0, 100).await.unwrap().len(),
+        4
+    );
+
+    let sent = s
+        .migration_sent_since(t("2026-06-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(sent.total, 1);
+    assert_eq!(sent.by_region.get("north"), Some(&1));
+    assert_eq!(sent.by_hub.get(&hub.to_compact()), Some(&1));
+    assert_eq!(
+        s.migration_sent_since(t("2026-06-02T00:00:00Z"))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+async fn retries_pauses_counts_and_views(s: Store) {
+    seed(&s, 4).await;
+    let now = t("2026-06-01T10:00:00Z");
+    s.migration_track(dev(1), S::Candidate, None, None, Some("south"), now, "")
+        .await
+        .unwrap();
+    s.migration_track(
+        dev(2),
+        S::Paused,
+        Some("cos-pending"),
+        None,
+        Some("north"),
+        now,
+        "",
+    )
+    .await
+    .unwrap();
+    let r = s.migration_record(dev(1)).await.unwrap().unwrap();
+    let mut c = r.to(S::RetryWaiting, "busy");
+    c.attempts = 1;
+    c.next_at = Some(t("2026-06-01T11:00:00Z"));
+    c.reason = Some("resources-busy".into());
+    c.failure_class = Some("busy".into());
+    s.migration_transition(&r, &c, now).await.unwrap().unwrap();
+    assert!(
+        s.migration_due(S::RetryWaiting, t("2026-06-01T10:59:00Z"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s
+        .migration_due(S::RetryWaiting, t("2026-06-01T11:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].failure_class.as_deref(), Some("busy"));
+
+    let counts = s.migration_counts().await.unwrap();
+    assert_eq!(counts.by_state.get("retry-waiting"), Some(&1));
+    assert_eq!(counts.by_state.get("paused"), Some(&1));
+    assert_eq!(counts.by_region["south"].get("retry-waiting"), Some(&1));
+    assert_eq!(counts.reasons.get("resources-busy"), Some(&1));
+    assert_eq!(counts.reasons.get("cos-pending"), Some(&1));
+    assert_eq!(
+        s.migration_records_in(S::Paused, None, 10).await.unwrap()[0].eui,
+        dev(2)
+    );
+
+    // The view: transitional devices plus tracked ones, in EUI order, paged.
+    let v = s
+        .migration_view_page(None, 2, "2026-06-01".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        v.iter().map(|x| x.eui).collect::<Vec<_>>(),
+        vec![dev(0), dev(1)]
+    );
+    assert!(v[0].record.is_none());
+    assert_eq!(v[1].record.as_ref().map(|r| r.state), Some(S::RetryWaiting));
+    let v2 = s
+        .migration_view_page(Some(dev(1)), 10, "2026-06-01".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(v2.len(), 1, "dev 3 is enduring and untracked: {v2:?}");
+    assert_eq!(v2[0].eui, dev(2));
+
+    // A pending change of supplier is seen.
+    assert_eq!(
+        s.cos_request_pending_for_device(dev(0)).await.unwrap(),
+        None
+    );
+    s.insert_request(&NewRequest {
+        request_id: "R1".into(),
+        originator: Eui64::from_u64(0x90B3_D51F_3003_0000),
+        device: dev(0),
+        kind: RequestKind::Immediate,
+        execution_time: None,
+        request_xml: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.cos_request_pending_for_device(dev(0))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("R1")
+    );
+}
+
+async fn switch_coming_is_flagged(s: Store) {
+    let mut d = Device::new(dev(0), DeviceType::Esme, DeviceStatus::Commissioned);
+    d.cos_credential = Some(CosCredential::Transitional);
+    d.mpxn = Some(common::m("1312345678907"));
+    s.upsert_device(&d).await.unwrap();
+    common::import_reg(
+        &s,
+        "r1",
+        ecos_store::ImportMode::Refresh,
+        "mpxn,supplier_mpid,effective_from,effective_to\n\
+         1312345678907,ACEE,2020-01-01,2026-06-30\n1312345678907,BDEE,2026-07-01,\n",
+    )
+    .await
+    .unwrap();
+    let v = s
+        .migration_view_page(None, 10, common::d("2026-06-01"))
+        .await
+        .unwrap();
+    assert!(v[0].switch_coming);
+    let v = s
+        .migration_view_page(None, 10, common::d("2026-07-01"))
+        .await
+        .unwrap();
+    assert!(!v[0].switch_coming);
+}
+
+suite!(
+    lifecycle_with_log_and_credential_switch,
+    retries_pauses_counts_and_views,
+    switch_coming_is_flagged
+);
