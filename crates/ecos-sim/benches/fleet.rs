@@ -101,7 +101,14 @@ fn drive_all(s: &Setup, n: u64) {
                         .expect("command");
                     let h = s.fleet.handle(eui, &cmd, s.now, None).expect("accepted");
                     if h.outcome.is_some_and(|o| o.all_succeeded()) {
-                        ok.fetch_add(1, Ordering::Relaxed);
+                        let k = ok.fetch_add(1, Ordering::Relaxed) + 1;
+                        if k % 100_000 == 0 {
+                            eprintln!(
+                                "drive: {k} done after {:.2?}; RSS {} MiB",
+                                t0.elapsed(),
+                                rss_bytes() >> 20
+                            );
+                        }
                     }
                 }
             });

@@ -478,6 +478,9 @@ impl Device {
                 }
             }
             Some(ExecutionDateTime::Cancel) => {
+                if self.pending.is_none() && !ctx.accept_cancel_without_pending {
+                    return Err(Rejection::NothingToCancel);
+                }
                 handled.cancelled = self.pending.take().is_some();
                 Cs02bResponse {
                     execution_outcome: None,

@@ -75,6 +75,10 @@ pub enum Rejection {
         /// The remote party role.
         role: u32,
     },
+    /// A cancellation with no held command, on a device configured to
+    /// refuse it ([`crate::DeviceContext::accept_cancel_without_pending`]).
+    #[error("cancellation with no future-dated command held")]
+    NothingToCancel,
     /// The device could not sign its response (a key problem of the simulator).
     #[error("device signing failed: {0}")]
     Signing(String),

@@ -318,3 +318,18 @@ fn responses_decode_as_responses() {
         "90B3D51F30000004".parse::<Eui64>().unwrap()
     );
 }
+
+#[test]
+fn cancellation_without_a_pending_command_follows_the_context() {
+    let Some(fx) = fixtures() else { return };
+    let mut r = esme(&fx);
+    let cancel = v623(&fx, "CANCELLATION_SUCCESS_COMMAND");
+    let h = run(&mut r, &cancel).unwrap();
+    assert!(!h.cancelled, "accepted, nothing removed (the default)");
+    let mut r = esme(&fx);
+    r.context.accept_cancel_without_pending = false;
+    assert_eq!(
+        run(&mut r, &cancel).unwrap_err(),
+        Rejection::NothingToCancel
+    );
+}
