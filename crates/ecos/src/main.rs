@@ -41,11 +41,19 @@ enum Command {
     /// Show or check the effective configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Run every check on a signed 6.23 without storing or sending anything, and explain the verdict.
+    Check(cmd::check::CheckArgs),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// Run the whole system with generated keys, data and simulated meters, and show it working.
     Demo(cmd::demo::DemoArgs),
     /// Simulated devices, WAN and supplier, for manual testing.
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
+    /// The TCoS -> ECoS credential migration: plan, run, status.
+    #[command(subcommand)]
+    Migrate(cmd::migrate::MigrateCommand),
 }
 
 mod cmd;
@@ -65,7 +73,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Config(c) => cmd::config::run(c),
         Command::Sim(c) => cmd::sim::run(c),
+        Command::Migrate(c) => cmd::migrate::run(c),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Audit(c) => cmd::audit::run(c),
     }
 }
 

@@ -139,3 +139,99 @@ pub fn spawn_outbound_bridge(
         }
     })
 }
+
+/// The party's keys and certificates from a directory written by
+/// `ecos pki init` (its `index.json` says which file is what).
+pub struct PkiDir {
+    /// The trust store: the root as anchor, the issuing and device CAs.
+    pub registry: ecos_party::SmkiRegistry,
+    /// The CoS, ACB and DSP keys.
+    pub keys: ecos_party::PartyKeys,
+}
+
+impl std::fmt::Debug for PkiDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PkiDir").finish_non_exhaustive()
+    }
+}
+
+/// Load a PKI directory.
+pub fn load_pki_dir(dir: &std::path::Path) -> anyhow::Result<PkiDir> {
+    use anyhow::Context as _;
+    use ecos_smki::{Certificate, SoftwareKeyAgreement, SoftwareSigner, TrustStore};
+    let index_path = dir.join("index.json");
+    let index: ecos_smki::testpki::Index = serde_json::from_slice(
+        &std::fs::read(&index_path).with_context(|| format!("reading {}", index_path.display()))?,
+    )
+    .with_context(|| format!("{} is not an ecos PKI index", index_path.display()))?;
+    let one = |what: &str| -> anyhow::Result<&ecos_smki::testpki::IndexEntry> {
+        index
+            .entries
+            .iter()
+            .find(|e| e.credential == what)
+            .with_context(|| format!("{}: no {what} credential", index_path.display()))
+    };
+    let cert = |e: &ecos_smki::testpki::IndexEntry| -> anyhow::Result<Certificate> {
+        Certificate::load(dir.join(&e.certificate))
+            .with_context(|| format!("certificate {}", e.certificate))
+    };
+    let key = |e: &ecos_smki::testpki::IndexEntry| -> anyhow::Result<Vec<u8>> {
+        let p = dir.join(&e.key);
+        std::fs::read(&p).with_context(|| format!("reading key {}", p.display()))
+    };
+    let mut trust = TrustStore::with_anchors([cert(one("root")?)?]);
+    trust.add_intermediate(cert(one("issuing-ca")?)?);
+    trust.add_intermediate(cert(one("device-ca")?)?);
+    let mut registry = ecos_party::SmkiRegistry::new(trust, ecos_smki::PathPolicy::default());
+    for e in index.entries.iter().filter(|e| e.credential == "xml-sign") {
+        registry.add(cert(e)?);
+    }
+    let signer = |what: &str| -> anyhow::Result<(Arc<SoftwareSigner>, Certificate)> {
+        let e = one(what)?;
+        Ok((
+            Arc::new(SoftwareSigner::from_bytes(&key(e)?).with_context(|| format!("{what} key"))?),
+            cert(e)?,
+        ))
+    };
+    let (tcos, tcos_cert) = signer("tcos-ds")?;
+    let (ecos, ecos_cert) = signer("ecos-ds")?;
+    let (dsp, dsp_cert) = signer("dsp-xml-sign")?;
+    let acb =
+        Arc::new(SoftwareKeyAgreement::from_bytes(&key(one("acb-ka")?)?).context("acb-ka key")?);
+    Ok(PkiDir {
+        registry,
+        keys: ecos_party::PartyKeys {
+            tcos: ecos_party::CosKey {
+                signer: tcos,
+                certificate: tcos_cert,
+            },
+            ecos: ecos_party::CosKey {
+                signer: ecos,
+                certificate: ecos_cert,
+            },
+            acb,
+            dsp,
+            dsp_certificate: dsp_cert,
+        },
+    })
+}
+
+/// Open the configured store: PostgreSQL when a URL is configured, else
+/// SQLite in the data directory.
+pub async fn open_store(config: &crate::config::Config) -> anyhow::Result<ecos_store::Store> {
+    use anyhow::Context as _;
+    let location = match &config.database_url {
+        Some(url) => ecos_store::StoreLocation::from_url(url)?,
+        None => ecos_store::StoreLocation::sqlite_in_dir(&config.data_dir),
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Ok(ecos_store::Store::open(
+        &location,
+        ecos_store::StoreConfig {
+            gbcs_counter_floor: config.party.counter_floor,
+            ..ecos_store::StoreConfig::default()
+        },
+    )
+    .await?)
+}

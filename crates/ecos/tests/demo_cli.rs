@@ -18,7 +18,10 @@ fn demo_tour_passes_and_exits() {
     assert!(!stdout.contains("!! expected"), "{stdout}");
     assert_eq!(stdout.matches("→ I99: accepted").count(), 4, "{stdout}");
     for code in ["E4", "E062305", "E5", "E1", "E062301"] {
-        assert!(stdout.contains(&format!("→ {code}: refused")), "no {code} in:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("→ {code}: refused")),
+            "no {code} in:\n{stdout}"
+        );
     }
     assert!(stdout.contains("chain verified"), "{stdout}");
     assert!(stdout.contains("Demo finished."));

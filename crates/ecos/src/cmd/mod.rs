@@ -1,10 +1,13 @@
 //! One module per top-level command.
+pub mod audit;
+pub mod check;
 pub mod config;
 pub mod data;
 pub mod demo;
 pub mod duis;
 pub mod gbcs;
 pub mod inventory;
+pub mod migrate;
 pub mod pki;
 pub mod regdata;
 pub mod serve;

@@ -11,6 +11,16 @@ use crate::serve::{Parts, Server, Settings, tls};
 pub struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
+    /// The PKI directory (`ecos pki init`) with the trust anchors, the XML
+    /// Sign certificates and the CoS, ACB and DSP keys (default:
+    /// `<data-dir>/pki` when it exists). Without one, the service starts
+    /// without the 6.23 pipeline and reports not ready.
+    #[arg(long, env = "ECOS_PKI_DIR")]
+    pki: Option<std::path::PathBuf>,
+    /// Put simulated meters (the demo data set's) behind the pipeline
+    /// instead of a WAN: for demos and supplier testing.
+    #[arg(long)]
+    simulate_devices: bool,
 }
 
 /// Install the tracing subscriber for `log`.
@@ -35,28 +45,77 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let pki_dir = args
+        .pki
+        .clone()
+        .or_else(|| Some(config.data_dir.join("pki")).filter(|d| d.join("index.json").exists()));
     runtime.block_on(async move {
-        tracing::warn!(
-            "no DUIS request handler is wired in yet: /readyz reports not ready and /api/v1/serviceS answers 503"
-        );
-        serve_until(&config, Parts::default(), shutdown_signal()).await
+        let mut parts = Parts::default();
+        let mut background = Vec::new();
+        let mut store_for_bridge = None;
+        match pki_dir {
+            Some(dir) => {
+                let pki = crate::wiring::load_pki_dir(&dir)?;
+                let store = crate::wiring::open_store(&config).await?;
+                let mut party = ecos_party::Party::new(
+                    config.party.clone(),
+                    ecos_smki::MpidRules::default(),
+                    pki.registry,
+                    store.clone(),
+                    pki.keys,
+                );
+                let mut receiver = None;
+                if args.simulate_devices {
+                    let test_pki = std::sync::Arc::new(ecos_party::demo::pki(
+                        serde_json::from_slice::<ecos_smki::testpki::Index>(&std::fs::read(
+                            dir.join("index.json"),
+                        )?)?
+                        .seed,
+                    )?);
+                    let fleet = crate::wiring::demo_fleet(&test_pki, ecos_party::demo::SUPPLIER_A)?;
+                    let (link, rx) = crate::wiring::SimLink::new(fleet);
+                    party = party.with_transport(std::sync::Arc::new(link));
+                    receiver = Some(rx);
+                } else {
+                    tracing::warn!(
+                        "no device transport: accepted commands are stored and audited but not sent (use --simulate-devices for simulated meters)"
+                    );
+                }
+                let party = std::sync::Arc::new(party);
+                if let Some(rx) = receiver {
+                    background.push(crate::wiring::spawn_device_receiver(party.clone(), rx));
+                }
+                let ready_store = store.clone();
+                parts.readiness = Some(std::sync::Arc::new(move || {
+                    let s = ready_store.clone();
+                    Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
+                }));
+                parts.handler = Some(party);
+                store_for_bridge = Some(store);
+                tracing::info!(pki = %dir.display(), "6.23 pipeline ready");
+            }
+            None => tracing::warn!(
+                "no PKI directory (--pki, or <data-dir>/pki from `ecos pki init`): the 6.23 pipeline is not installed; /readyz reports not ready and /api/v1/serviceS answers 503"
+            ),
+        }
+        serve_with(
+            &config,
+            parts,
+            |handle| {
+                if let Some(store) = store_for_bridge {
+                    background.push(crate::wiring::spawn_outbound_bridge(store, handle.outbound()));
+                }
+            },
+            shutdown_signal(),
+        )
+        .await
     })
 }
 
 /// Check the keys, create the data directory, bind (with TLS when
-/// configured), print the address, and serve until `shutdown` resolves.
-/// This is the entry point for wiring the pipeline in: put its handler,
-/// readiness probe and outbound queue in `parts` (or install the handler
-/// later through the [`crate::serve::ServiceHandle`] given to `on_bound`).
-pub async fn serve_until(
-    config: &Config,
-    parts: Parts,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    serve_with(config, parts, |_| {}, shutdown).await
-}
-
-/// [`serve_until`], calling `on_bound` with the service handle once bound.
+/// configured), print the address, call `on_bound` with the service handle
+/// (to reach the outbound queue or install the handler), and serve until
+/// `shutdown` resolves.
 pub async fn serve_with(
     config: &Config,
     mut parts: Parts,
