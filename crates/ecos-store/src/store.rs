@@ -375,6 +375,7 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
+                    .pragma("cache_size", "-65536")
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections.max(1))
