@@ -64,7 +64,7 @@ pub struct DeviceContext {
     /// Length style of responses and alerts (`Device` reproduces RTDS bytes).
     pub length_style: LengthStyle,
     /// Whether a cancellation with nothing pending is still answered
-    /// `commandAccepted` (default true) [P].
+    /// `commandAccepted` (default true) (\[P\]).
     pub accept_cancel_without_pending: bool,
     /// The instant time-based CPV checks use: `None` = the device clock at
     /// execution; `Some(t)` pins it (the RTDS vectors need 2025-10-01,

@@ -7,7 +7,7 @@ use ecos_smki::Eui64;
 ///
 /// A real device discards a command that fails its authentication checks
 /// (GBCS §11 steps 1–3) and sends nothing back; the sender sees a time-out.
-/// The simulator reports the reason so tests can assert it. [P]
+/// The simulator reports the reason so tests can assert it. (\[P\])
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
