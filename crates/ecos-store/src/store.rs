@@ -492,7 +492,8 @@ impl Store {
         Ok(r.contains(date).then_some(r))
     }
 
-    /// Many supplier-at-date questions in few round trips (batches of 500 in one query each):
+    /// Many supplier-at-date questions in few round trips (batches of 500 in one query each;
+    /// `CROSS JOIN` keeps SQLite's planner from scanning the registration table per batch):
     /// for bulk work such as migration candidate selection or re-validation sweeps. The
     /// answers are in the order of the questions.
     pub async fn registered_suppliers_on(
@@ -523,9 +524,9 @@ impl Store {
             let sql = format!(
                 "WITH q (i, mpxn, d) AS (VALUES {values}) \
                  SELECT q.i, r.mpxn, r.supplier_mpid, r.effective_from, r.effective_to, \
-                 r.source_file, r.source_line FROM q JOIN registration r ON r.mpxn = q.mpxn \
-                 AND r.effective_from = (SELECT MAX(r2.effective_from) FROM registration r2 \
-                 WHERE r2.mpxn = q.mpxn AND r2.effective_from <= q.d)"
+                 r.source_file, r.source_line FROM q CROSS JOIN registration r \
+                 WHERE r.mpxn = q.mpxn AND r.effective_from = (SELECT MAX(r2.effective_from) \
+                 FROM registration r2 WHERE r2.mpxn = q.mpxn AND r2.effective_from <= q.d)"
             );
             let rows: Vec<BatchTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
