@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod device;
 pub mod keys;
+pub mod readiness;
 pub mod reason;
 pub mod runtime;
 pub mod smki;
