@@ -398,7 +398,26 @@ impl Migrator {
             .copied()
             .unwrap_or(0)
             + counts.by_state.get(S::Sent.as_str()).copied().unwrap_or(0);
-        let sent_today = self.store.migration_sent_since(day_start(now)).await?;
+        let mut sent_today = self.store.migration_sent_since(day_start(now)).await?;
+        // Devices selected but not yet sent (left by a crashed run) will be sent in this
+        // step: they count against today's throttles too.
+        let mut after = None;
+        loop {
+            let left = self
+                .store
+                .migration_records_in(S::Selected, after, 500)
+                .await?;
+            let Some(last) = left.last() else { break };
+            after = Some(last.eui);
+            for r in &left {
+                sent_today.total += 1;
+                if let Some(h) = r.comms_hub {
+                    *sent_today.by_hub.entry(h.to_compact()).or_default() += 1;
+                }
+                let region = r.csp_region.clone().unwrap_or_else(|| "-".into());
+                *sent_today.by_region.entry(region).or_default() += 1;
+            }
+        }
         let mut budget = Budget::new(&self.config.throttle, &sent_today, in_flight);
         let cap = (self.config.throttle.batch_size as usize)
             .saturating_mul(4)
