@@ -54,6 +54,8 @@ enum Command {
     /// The TCoS -> ECoS credential migration: plan, run, status.
     #[command(subcommand)]
     Migrate(cmd::migrate::MigrateCommand),
+    /// MPID readiness: would an organisation's 6.23 pass today and on the switch date, per MPxN and meter.
+    Readiness(cmd::readiness::ReadinessArgs),
 }
 
 mod cmd;
@@ -74,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Config(c) => cmd::config::run(c),
         Command::Sim(c) => cmd::sim::run(c),
         Command::Migrate(c) => cmd::migrate::run(c),
+        Command::Readiness(a) => cmd::readiness::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Audit(c) => cmd::audit::run(c),

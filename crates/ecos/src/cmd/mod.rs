@@ -9,6 +9,7 @@ pub mod gbcs;
 pub mod inventory;
 pub mod migrate;
 pub mod pki;
+pub mod readiness;
 pub mod regdata;
 pub mod serve;
 pub mod sim;
