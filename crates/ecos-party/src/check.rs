@@ -77,6 +77,11 @@ pub trait CheckState {
         &self,
         originator: Eui64,
     ) -> impl std::future::Future<Output = Result<Option<u64>, String>> + Send;
+    /// The state of an earlier request with this RequestID, if one was stored.
+    fn request_state(
+        &self,
+        request_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<String>, String>> + Send;
     /// The pending future-dated 6.23 for `device`, if any.
     fn pending_fd(
         &self,
@@ -200,7 +205,18 @@ impl<S: CheckState + Sync> Checker<'_, S> {
             }));
         }
 
-        // 4. Replay.
+        // 4. Replay: a RequestID is used once, and its counter rises.
+        if let Some(earlier_state) = self
+            .state
+            .request_state(&rid.to_string())
+            .await
+            .map_err(|e| refuse(internal(e)))?
+        {
+            return Err(refuse(Reason::RequestIdReused {
+                request_id: rid.to_string(),
+                earlier_state,
+            }));
+        }
         if self.config.require_increasing_request_counter
             && let Some(last) = self
                 .state

@@ -124,6 +124,14 @@ pub enum Reason {
         /// The last counter accepted from this originator.
         last_accepted: u64,
     },
+    /// The RequestID was used before (by a request that passed the
+    /// signature and signer checks), whatever became of that request.
+    RequestIdReused {
+        /// The RequestID.
+        request_id: String,
+        /// The state of the earlier request.
+        earlier_state: String,
+    },
     /// No device with the target EUI in the inventory.
     DeviceUnknown {
         /// The target EUI.
@@ -240,6 +248,7 @@ impl Reason {
             Reason::NotASupplier { .. } => "not_a_supplier",
             Reason::CommandVariant { .. } => "command_variant",
             Reason::Replay { .. } => "replay",
+            Reason::RequestIdReused { .. } => "request_id_reused",
             Reason::DeviceUnknown { .. } => "device_unknown",
             Reason::DeviceType { .. } => "device_type",
             Reason::DeviceStatus { .. } => "device_status",
@@ -271,7 +280,7 @@ impl Reason {
             Reason::UnknownServiceUser { .. }
             | Reason::NotASupplier { .. }
             | Reason::CommandVariant { .. } => Check::Requester,
-            Reason::Replay { .. } => Check::Replay,
+            Reason::Replay { .. } | Reason::RequestIdReused { .. } => Check::Replay,
             Reason::DeviceUnknown { .. }
             | Reason::DeviceType { .. }
             | Reason::DeviceStatus { .. } => Check::Device,
@@ -304,7 +313,7 @@ impl Reason {
             | "unknown_service_user" => "E1",
             "not_a_supplier" => "E2",
             "command_variant" => "E12",
-            "replay" => "E062301",
+            "replay" | "request_id_reused" => "E062301",
             "device_unknown" => "E19",
             "device_type" => "E11",
             "device_status" => "E5",
@@ -319,7 +328,7 @@ impl Reason {
     }
 
     /// Every reason code, in check order.
-    pub const ALL_CODES: [&'static str; 26] = [
+    pub const ALL_CODES: [&'static str; 27] = [
         "malformed",
         "wrong_service_reference",
         "bad_signature",
@@ -332,6 +341,7 @@ impl Reason {
         "not_a_supplier",
         "command_variant",
         "replay",
+        "request_id_reused",
         "device_unknown",
         "device_type",
         "device_status",
@@ -407,6 +417,13 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "RequestID counter {counter} is not above {last_accepted}, the last one accepted from this originator (a replay or a reused counter)"
+            ),
+            Reason::RequestIdReused {
+                request_id,
+                earlier_state,
+            } => write!(
+                f,
+                "RequestID {request_id} was used before (that request is {earlier_state}); every request needs a new RequestID"
             ),
             Reason::DeviceUnknown { device } => {
                 write!(f, "device {device} is not in the smart metering inventory")

@@ -60,6 +60,9 @@ pub enum PartyError {
     /// The device message was not taken.
     #[error(transparent)]
     Device(#[from] crate::device::DeviceMessageError),
+    /// A request with this RequestID is stored already (a concurrent duplicate).
+    #[error("request {0} is stored already")]
+    DuplicateRequest(String),
     /// No request matches the device message.
     #[error("device {device}: no request sent with counter {counter}")]
     Unmatched {
@@ -96,6 +99,14 @@ impl CheckState for StoreState<'_> {
     }
     async fn pending_fd(&self, device: Eui64) -> Result<Option<PendingFd>, String> {
         state::pending_fd(self.0, device).await
+    }
+    async fn request_state(&self, request_id: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .0
+            .request(request_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|r| r.state.to_string()))
     }
 }
 
@@ -186,7 +197,15 @@ impl Party {
             .as_ref()
             .map(|h| h.request_id.to_string())
             .unwrap_or_else(|| "(unreadable request)".into());
-        if let Some(h) = &refused.header {
+        // Only a request that passed the signature and signer checks is
+        // recorded under its RequestID: an unauthenticated document must not
+        // be able to occupy (and so burn) a supplier's RequestID. Every
+        // refusal is in the audit log either way.
+        let authenticated = !matches!(
+            refused.reason.check(),
+            crate::reason::Check::ReadAndSignature | crate::reason::Check::Signer
+        );
+        if let Some(h) = refused.header.as_ref().filter(|_| authenticated) {
             state::insert_refused(&self.store, h, body, &reason_json, at).await?;
         }
         state::audit(
@@ -233,6 +252,21 @@ impl Party {
     ) -> Result<Result<(SyncAnswer, Outcome), Refused>, PartyError> {
         let header = acc.request.header.clone();
         let rid = header.request_id;
+        if let Some(earlier) = self
+            .store
+            .request(&rid.to_string())
+            .await
+            .map_err(|e| PartyError::Store(e.to_string()))?
+        {
+            // A concurrent request with the same RequestID got there first.
+            return Ok(Err(Refused {
+                header: Some(header.clone()),
+                reason: Reason::RequestIdReused {
+                    request_id: rid.to_string(),
+                    earlier_state: earlier.state.to_string(),
+                },
+            }));
+        }
         if !state::advance_request_counter(&self.store, rid.originator, rid.counter, at).await? {
             let last = state::last_request_counter(&self.store, rid.originator)
                 .await
@@ -263,7 +297,19 @@ impl Party {
             command: Some(command.bytes.clone()),
             gbcs_counter: Some(counter),
         };
-        state::insert_request(&self.store, &record, at).await?;
+        match state::insert_request(&self.store, &record, at).await {
+            Ok(()) => {}
+            Err(PartyError::DuplicateRequest(id)) => {
+                return Ok(Err(Refused {
+                    header: Some(acc.request.header.clone()),
+                    reason: Reason::RequestIdReused {
+                        request_id: id,
+                        earlier_state: "being processed".into(),
+                    },
+                }));
+            }
+            Err(e) => return Err(e),
+        }
         if let Some(cancelled) = &acc.cancels {
             state::set_request_state(&self.store, cancelled, RequestState::Cancelled, at).await?;
         }

@@ -110,7 +110,10 @@ pub async fn insert_request(
             request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
         })
         .await
-        .map_err(st)?;
+        .map_err(|e| match e {
+            ecos_store::StoreError::DuplicateRequest(id) => PartyError::DuplicateRequest(id),
+            e => st(e),
+        })?;
     let mut update = RequestUpdate::to(r.state);
     update.command = r.command.clone();
     update.gbcs_counter = r.gbcs_counter;

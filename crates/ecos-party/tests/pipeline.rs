@@ -575,7 +575,16 @@ async fn every_refusal_names_its_reason_evidence_and_code() {
         .unwrap();
     accepted(&w, &ok, at()).await;
     let (r, a) = refused(&w, &ok, at()).await;
-    assert!(matches!(r, Reason::Replay { .. }), "{r:?}");
+    assert!(matches!(r, Reason::RequestIdReused { .. }), "{r:?}");
+    code_in(&a, "E062301");
+    // 4. replay: a new RequestID with a counter below the last accepted one
+    let (r, a) = refused(
+        &w,
+        &b_to(demo::ESME_TCOS, 1, demo::MPAN_1).signed(&pki).unwrap(),
+        at(),
+    )
+    .await;
+    assert!(matches!(r, Reason::Replay { counter: 1, .. }), "{r:?}");
     code_in(&a, "E062301");
 
     // nothing refused was sent
