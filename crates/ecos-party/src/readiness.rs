@@ -684,7 +684,9 @@ impl Report {
                     r.device.clone().unwrap_or_else(|| "(none)".into()),
                     r.device_status.clone().unwrap_or_default(),
                     r.certificate_serial.clone(),
-                    r.registered_today.clone().unwrap_or_default(),
+                    r.registered_today
+                        .clone()
+                        .unwrap_or_else(|| "(nobody)".into()),
                     r.switch_date.clone().unwrap_or_else(|| "-".into()),
                     short(Some(&r.today)),
                     short(r.on_switch_date.as_ref()),

@@ -273,6 +273,25 @@ async fn certificate_role_expiry_and_revocation() {
 }
 
 #[tokio::test]
+async fn transitional_signing_switched_off() {
+    let w = world().await;
+    let smki = demo::registry(&w.pki);
+    let config = PartyConfig {
+        tcos_signing_enabled: false,
+        ..PartyConfig::default()
+    };
+    let cert = xml_sign(&w.pki, SUPPLIER_A);
+    let r = run(&w, &smki, &config, SUPPLIER_A, cert, TODAY).await;
+    // Scenario: the meter still holds the transitional credential.
+    assert_eq!(
+        row(&r, MPAN_1).today.scenario(),
+        Some(Scenario::CosCredential)
+    );
+    // The migrated meter passes.
+    assert_eq!(row(&r, MPAN_2).today, Verdict::Pass);
+}
+
+#[tokio::test]
 async fn outputs_and_errors() {
     let w = world().await;
     let r = report_for(&w, SUPPLIER_B).await;
