@@ -1308,7 +1308,6 @@ fn unsigned_forgery(pki: &TestPki, counter: u64) -> String {
 /// RequestIDs. Correct: the genuine request is accepted (a refusal of an
 /// unverified document must not reserve its RequestID), and never a 500.
 #[tokio::test]
-
 async fn forged_refusal_does_not_take_the_genuine_request_id() {
     use ecos_party::ServiceRequestHandler as _;
     let w = world().await;
@@ -1353,7 +1352,6 @@ async fn forged_refusal_does_not_take_the_genuine_request_id() {
 /// error acknowledgement; never a 500, and never a counter advanced for a
 /// request that was not stored as accepted.
 #[tokio::test]
-
 async fn request_id_of_a_refused_request_reused_is_refused_not_a_500() {
     use ecos_party::ServiceRequestHandler as _;
     let w = world().await;
@@ -1407,4 +1405,187 @@ async fn request_id_of_a_refused_request_reused_is_refused_not_a_500() {
     } else {
         assert_eq!(stored.state, RequestState::Dispatched);
     }
+}
+
+// ---------------------------------------------------------------------------
+// More tampering and races
+
+#[tokio::test]
+async fn more_tampering_is_refused() {
+    run_all(vec![
+        case(
+            "whitespace_inserted_between_elements_after_signing",
+            // W3C-strict by default (`xml_whitespace_compat` off): a
+            // pretty-printed copy of a compact signed request does not verify.
+            |p| replace_once(&signed(p, 1), "<sr:Body>", "\n  <sr:Body>"),
+            expect("bad_signature", "digest mismatch"),
+        ),
+        case(
+            "attribute_changed_after_signing",
+            |p| {
+                replace_once(
+                    &signed(p, 1),
+                    "schemaVersion=\"5.4\"",
+                    "schemaVersion=\"5.1\"",
+                )
+            },
+            expect("bad_signature", "digest mismatch"),
+        ),
+        case(
+            "attribute_added_after_signing",
+            |p| replace_once(&signed(p, 1), "<sr:Body>", "<sr:Body xml:lang=\"en\">"),
+            expect("bad_signature", "digest mismatch"),
+        ),
+        case(
+            "second_header_added_after_signing",
+            |p| {
+                let s = signed(p, 1);
+                let a = s.find("<sr:Header>").unwrap();
+                let b = s.find("</sr:Header>").unwrap() + "</sr:Header>".len();
+                let header = s[a..b].replace(":1</sr:RequestID>", ":2</sr:RequestID>");
+                replace_once(&s, "<sr:Body>", &format!("{header}<sr:Body>"))
+            },
+            expect("bad_signature", "digest mismatch"),
+        ),
+        case(
+            "signed_info_changed",
+            // The digest still matches the content, but SignedInfo (what is
+            // signed) no longer does.
+            |p| {
+                replace_once(
+                    &signed(p, 1),
+                    "<ds:Reference URI=\"\">",
+                    "<ds:Reference URI=\"\" Id=\"r\">",
+                )
+            },
+            expect("bad_signature", ""),
+        ),
+        case(
+            "digest_value_wrong_length",
+            |p| {
+                let s = signed(p, 1);
+                let a = s.find("<ds:DigestValue>").unwrap() + "<ds:DigestValue>".len();
+                let b = s.find("</ds:DigestValue>").unwrap();
+                format!("{}{}{}", &s[..a], b64(&[7u8; 20]), &s[b..])
+            },
+            expect("bad_signature", "DigestValue is 20 bytes"),
+        ),
+        case(
+            "signature_value_very_long",
+            |p| with_signature_value(&signed(p, 1), &b64(&vec![1u8; 600_000])),
+            expect("malformed", "limit is"),
+        ),
+        case(
+            "key_info_serial_huge",
+            |p| {
+                let serial = org(p, demo::SUPPLIER_B).xml_sign.cert.serial_decimal();
+                replace_once(
+                    &signed(p, 1),
+                    &format!("<ds:X509SerialNumber>{serial}</ds:X509SerialNumber>"),
+                    &format!(
+                        "<ds:X509SerialNumber>{}</ds:X509SerialNumber>",
+                        "9".repeat(5000)
+                    ),
+                )
+            },
+            // (The detail calls it "not a positive decimal integer"; it is
+            // one, only too long for a certificate serial.)
+            expect("bad_signature", "X509SerialNumber"),
+        ),
+        case(
+            "service_reference_variant_unknown_signed",
+            |p| {
+                let u = unsigned(p, 1).replace(">6.23<", ">6.24<");
+                sign_b(&u, p)
+            },
+            expect(
+                "malformed",
+                "ServiceReferenceVariant: invalid value \"6.24\"",
+            ),
+        ),
+        case(
+            "signature_in_another_namespace",
+            // The element is named ds:Signature but ds is bound elsewhere:
+            // the document has no XML-DSig signature.
+            |p| {
+                replace_once(
+                    &signed(p, 1),
+                    "<ds:Signature>",
+                    "<ds:Signature xmlns:ds=\"urn:evil\">",
+                )
+            },
+            expect("bad_signature", "no ds:Signature"),
+        ),
+    ])
+    .await;
+}
+
+/// The same valid request posted eight times at once: exactly one is
+/// accepted and sent; every other copy is refused as a replay (none is a 500).
+///
+/// Reproduction (at 6067570): eight `Party::process` calls on one signed
+/// request (`B:ESME_TCOS:42`) polled together on one task. Every copy passes
+/// the checks (the replay check reads the counter before any copy advances
+/// it); the losers of `advance_request_counter` go to `refuse`, whose
+/// `insert_refused` races the winner's `insert_request`: one call returns
+/// `Err(store: request "…:42" already exists)`, an HTTP 500 from `submit`.
+/// Correct: one acceptance, seven `replay` refusals with a DUIS answer.
+#[tokio::test]
+async fn concurrent_copies_of_one_request_are_refused_not_a_500() {
+    let w = world().await;
+    let doc = signed(&w.pki, 42);
+    let runs = (0..8).map(|_| w.party.process(doc.as_bytes(), at()));
+    let results = futures_join_all(runs).await;
+    let mut accepted = 0;
+    for r in results {
+        match r {
+            Ok((_, Outcome::Accepted { .. })) => accepted += 1,
+            Ok((answer, Outcome::Refused(r))) => {
+                assert!(
+                    matches!(r.reason.code(), "replay" | "request_id_reused"),
+                    "{}",
+                    r.reason
+                );
+                assert_eq!(answer.http_status, 200);
+            }
+            Ok((_, other)) => panic!("{other:?}"),
+            Err(e) => panic!("a concurrent copy failed internally (HTTP 500): {e}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(w.sent.count(), 1);
+    let stored = w
+        .party
+        .store()
+        .request(&request_id(42))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, RequestState::Dispatched);
+}
+
+/// `join_all` without the futures crate: poll every future on one task.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("polled to completion"))
+        .collect()
 }
