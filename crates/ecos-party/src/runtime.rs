@@ -201,9 +201,13 @@ impl Party {
         // recorded under its RequestID: an unauthenticated document must not
         // be able to occupy (and so burn) a supplier's RequestID. Every
         // refusal is in the audit log either way.
+        // A replay or reuse is not recorded either: its RequestID belongs to
+        // the earlier (or concurrent) request.
         let authenticated = !matches!(
             refused.reason.check(),
-            crate::reason::Check::ReadAndSignature | crate::reason::Check::Signer
+            crate::reason::Check::ReadAndSignature
+                | crate::reason::Check::Signer
+                | crate::reason::Check::Replay
         );
         if let Some(h) = refused.header.as_ref().filter(|_| authenticated) {
             state::insert_refused(&self.store, h, body, &reason_json, at).await?;
