@@ -435,6 +435,19 @@ async fn run_case(c: Case) {
     .await;
     let valid = signed(&w.pki, 1000);
     assert_accepted(&w, c.name, valid.as_bytes(), at()).await;
+    // The refusal and the acceptance are both in an unbroken audit chain.
+    let audit = w.party.store().verify_audit_chain().await.unwrap();
+    assert!(
+        audit.first_broken.is_none(),
+        "[{}] audit chain broken",
+        c.name
+    );
+    assert!(
+        audit.entries >= 2,
+        "[{}] {} audit entries",
+        c.name,
+        audit.entries
+    );
 }
 
 /// Run every case, each in its own task so that a panic in one (a failed
@@ -582,6 +595,17 @@ async fn xml_hardening_cases_are_refused_as_malformed() {
             },
             expect("malformed", "UTF-16"),
         ),
+        case(
+            "nul_character",
+            |p| replace_once(&signed(p, 1), "<sr:Body>", "<sr:Body>\u{0}"),
+            expect("malformed", ""),
+        ),
+        case(
+            "bom_and_text_before_root",
+            |p| format!("\u{FEFF}junk{}", signed(p, 1)),
+            expect("malformed", ""),
+        )
+        .request_id(None),
         case(
             "non_xml_character_u_ffff",
             |p| replace_once(&signed(p, 1), "<sr:Body>", "<sr:Body>\u{FFFF}"),
@@ -1589,3 +1613,6 @@ async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>)
         .map(|o| o.expect("polled to completion"))
         .collect()
 }
+
+#[path = "attacks/mutants.rs"]
+mod mutants;
