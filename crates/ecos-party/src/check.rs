@@ -181,22 +181,8 @@ impl<S: CheckState + Sync> Checker<'_, S> {
             .store
             .service_user(rid.originator)
             .await
-            .map_err(|e| refuse(internal(e)))?
-            .ok_or_else(|| {
-                refuse(Reason::UnknownServiceUser {
-                    originator: rid.originator.to_string(),
-                })
-            })?;
-        if !user
-            .roles
-            .iter()
-            .any(|r| matches!(r.to_ascii_uppercase().as_str(), "IS" | "GS"))
-        {
-            return Err(refuse(Reason::NotASupplier {
-                originator: rid.originator.to_string(),
-                roles: user.roles.clone(),
-            }));
-        }
+            .map_err(|e| refuse(internal(e)))?;
+        check_requester(rid.originator, user.as_ref()).map_err(&refuse)?;
         let cv = request.header.command_variant.get();
         if !self.config.allowed_command_variants.contains(&cv) {
             return Err(refuse(Reason::CommandVariant {
@@ -242,28 +228,7 @@ impl<S: CheckState + Sync> Checker<'_, S> {
                     device: rid.target.to_string(),
                 })
             })?;
-        let fuel = match device.device_type {
-            DeviceType::Esme => Fuel::Electricity,
-            DeviceType::Gsme => Fuel::Gas,
-            other => {
-                return Err(refuse(Reason::DeviceType {
-                    device: rid.target.to_string(),
-                    found: other.to_string(),
-                }));
-            }
-        };
-        let status = device.status.as_str().replace('-', "_");
-        if !self
-            .config
-            .cos_allowed_statuses
-            .iter()
-            .any(|s| s.replace('-', "_") == status)
-        {
-            return Err(refuse(Reason::DeviceStatus {
-                device: rid.target.to_string(),
-                found: device.status.to_string(),
-            }));
-        }
+        let fuel = check_device(&device, self.config).map_err(&refuse)?;
 
         // 6. MPxN.
         let body = &request.body;
@@ -273,13 +238,7 @@ impl<S: CheckState + Sync> Checker<'_, S> {
                 detail: e.to_string(),
             })
         })?;
-        if device.mpxn.as_ref() != Some(&mpxn) {
-            return Err(refuse(Reason::MpxnMismatch {
-                requested: body.import_mpxn.clone(),
-                inventory: device.mpxn.as_ref().map(|m| m.as_str().to_string()),
-                device: rid.target.to_string(),
-            }));
-        }
+        check_mpxn_is_devices(&body.import_mpxn, &mpxn, &device).map_err(&refuse)?;
         let history = self
             .store
             .registration_history(&mpxn)
@@ -292,53 +251,20 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         }
 
         // 7. MPID: the CN's MPID for the fuel is the registered supplier at the switch date.
-        let mpids = Mpids::from_certificate(&signer, self.mpid_rules).map_err(|e| {
-            refuse(Reason::CnInvalid {
-                cn: signer.common_name().map(str::to_string),
-                detail: e.to_string(),
-            })
-        })?;
-        let smki_fuel = match fuel {
-            Fuel::Electricity => ecos_smki::Fuel::Electricity,
-            Fuel::Gas => ecos_smki::Fuel::Gas,
-        };
-        let mpid = mpids
-            .for_fuel(smki_fuel)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                refuse(Reason::MpidMissingForFuel {
-                    fuel: fuel.as_str().to_string(),
-                    cn: signer.common_name().unwrap_or_default().to_string(),
-                })
-            })?;
         let as_of = match body.execution {
             Execution::FutureDated(t) => t,
             Execution::Immediate | Execution::Cancellation => at,
         };
-        let as_of_date = self.store.as_of_date(as_of);
-        let grace = i64::from(self.config.switch_date_grace_days);
-        let window_ok = |r: &ecos_store::Registration| {
-            (-grace..=grace).any(|d| {
-                as_of_date
-                    .checked_add(d.days())
-                    .is_ok_and(|day| r.contains(day))
-            })
-        };
-        let registered = history.iter().find(|r| r.contains(as_of_date));
-        let switch = history.iter().find(|r| r.mpid == mpid && window_ok(r));
-        let Some(switch) = switch else {
-            let later = history
-                .iter()
-                .find(|r| r.mpid == mpid && r.effective_from > as_of_date)
-                .map(|r| r.effective_from.to_string());
-            return Err(refuse(Reason::MpidNotRegisteredSupplier {
-                mpid,
-                mpxn: mpxn.as_str().to_string(),
-                as_of: as_of_date.to_string(),
-                registered: registered.map(describe_registration),
-                requester_effective_from: later,
-            }));
-        };
+        let (mpids, mpid, switch) = check_mpid(
+            &signer,
+            self.mpid_rules,
+            fuel,
+            &mpxn,
+            &history,
+            self.store.as_of_date(as_of),
+            self.config.switch_date_grace_days,
+        )
+        .map_err(&refuse)?;
         let switch_date = Some(switch.effective_from.to_string());
 
         // 8. The replacement certificates and their path.
@@ -401,37 +327,7 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         }
 
         // The credential on the device.
-        let cos = match device.cos_credential {
-            Some(CosCredential::Enduring) => CosChoice::Enduring,
-            Some(CosCredential::Transitional) if self.config.tcos_signing_enabled => {
-                CosChoice::Transitional
-            }
-            Some(CosCredential::Transitional) => {
-                return Err(refuse(Reason::CosCredential {
-                    device: rid.target.to_string(),
-                    detail: "the device still holds the transitional CoS credential and transitional signing is switched off".into(),
-                }));
-            }
-            Some(other) => {
-                return Err(refuse(Reason::CosCredential {
-                    device: rid.target.to_string(),
-                    detail: format!("unknown CoS credential {other}"),
-                }));
-            }
-            None => {
-                return Err(refuse(Reason::CosCredential {
-                    device: rid.target.to_string(),
-                    detail: "the inventory does not say which CoS credential the device holds"
-                        .into(),
-                }));
-            }
-        };
-        if device.ka_cert.is_none() && !matches!(cv, 2) {
-            return Err(refuse(Reason::CosCredential {
-                device: rid.target.to_string(),
-                detail: "the inventory holds no key-agreement certificate for the device, so the command cannot be MACed".into(),
-            }));
-        }
+        let cos = check_credential(&device, self.config, cv != 2).map_err(&refuse)?;
 
         Ok(Accepted {
             request,
@@ -450,7 +346,153 @@ impl<S: CheckState + Sync> Checker<'_, S> {
     }
 }
 
-fn describe_registration(r: &ecos_store::Registration) -> String {
+/// Check 3: the requester is a known service user in an import or gas supplier role.
+pub fn check_requester(
+    originator: Eui64,
+    user: Option<&ecos_store::ServiceUser>,
+) -> Result<(), Reason> {
+    let user = user.ok_or_else(|| Reason::UnknownServiceUser {
+        originator: originator.to_string(),
+    })?;
+    if !user
+        .roles
+        .iter()
+        .any(|r| matches!(r.to_ascii_uppercase().as_str(), "IS" | "GS"))
+    {
+        return Err(Reason::NotASupplier {
+            originator: originator.to_string(),
+            roles: user.roles.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Check 5 (after the device was found): an ESME or GSME whose status
+/// allows a change of supplier. Returns the device's fuel.
+pub fn check_device(device: &Device, config: &PartyConfig) -> Result<Fuel, Reason> {
+    let fuel = match device.device_type {
+        DeviceType::Esme => Fuel::Electricity,
+        DeviceType::Gsme => Fuel::Gas,
+        other => {
+            return Err(Reason::DeviceType {
+                device: device.eui.to_string(),
+                found: other.to_string(),
+            });
+        }
+    };
+    let status = device.status.as_str().replace('-', "_");
+    if !config
+        .cos_allowed_statuses
+        .iter()
+        .any(|s| s.replace('-', "_") == status)
+    {
+        return Err(Reason::DeviceStatus {
+            device: device.eui.to_string(),
+            found: device.status.to_string(),
+        });
+    }
+    Ok(fuel)
+}
+
+/// Check 6: ImportMPxN (`requested` as written, `mpxn` parsed) is the MPxN
+/// the inventory holds for the device.
+pub fn check_mpxn_is_devices(requested: &str, mpxn: &Mpxn, device: &Device) -> Result<(), Reason> {
+    if device.mpxn.as_ref() != Some(mpxn) {
+        return Err(Reason::MpxnMismatch {
+            requested: requested.to_string(),
+            inventory: device.mpxn.as_ref().map(|m| m.as_str().to_string()),
+            device: device.eui.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Check 7: the signer's CN holds an MPID for `fuel`, and that MPID is the
+/// registered supplier of `mpxn` on `as_of_date` (± the grace days). Returns
+/// the MPIDs, the MPID used and its registration (whose start is the switch date).
+pub fn check_mpid<'h>(
+    signer: &Certificate,
+    rules: &MpidRules,
+    fuel: Fuel,
+    mpxn: &Mpxn,
+    history: &'h [ecos_store::Registration],
+    as_of_date: jiff::civil::Date,
+    grace_days: u32,
+) -> Result<(Mpids, String, &'h ecos_store::Registration), Reason> {
+    let mpids = Mpids::from_certificate(signer, rules).map_err(|e| Reason::CnInvalid {
+        cn: signer.common_name().map(str::to_string),
+        detail: e.to_string(),
+    })?;
+    let smki_fuel = match fuel {
+        Fuel::Electricity => ecos_smki::Fuel::Electricity,
+        Fuel::Gas => ecos_smki::Fuel::Gas,
+    };
+    let mpid = mpids
+        .for_fuel(smki_fuel)
+        .map(str::to_string)
+        .ok_or_else(|| Reason::MpidMissingForFuel {
+            fuel: fuel.as_str().to_string(),
+            cn: signer.common_name().unwrap_or_default().to_string(),
+        })?;
+    let grace = i64::from(grace_days);
+    let window_ok = |r: &ecos_store::Registration| {
+        (-grace..=grace).any(|d| {
+            as_of_date
+                .checked_add(d.days())
+                .is_ok_and(|day| r.contains(day))
+        })
+    };
+    match history.iter().find(|r| r.mpid == mpid && window_ok(r)) {
+        Some(switch) => Ok((mpids, mpid, switch)),
+        None => {
+            let registered = history.iter().find(|r| r.contains(as_of_date));
+            let later = history
+                .iter()
+                .find(|r| r.mpid == mpid && r.effective_from > as_of_date)
+                .map(|r| r.effective_from.to_string());
+            Err(Reason::MpidNotRegisteredSupplier {
+                mpid,
+                mpxn: mpxn.as_str().to_string(),
+                as_of: as_of_date.to_string(),
+                registered: registered.map(describe_registration),
+                requester_effective_from: later,
+            })
+        }
+    }
+}
+
+/// The credential check: which CoS key can sign for the device, and (when
+/// the command goes over the WAN) that it can be MACed.
+pub fn check_credential(
+    device: &Device,
+    config: &PartyConfig,
+    needs_mac: bool,
+) -> Result<CosChoice, Reason> {
+    let refuse = |detail: String| Reason::CosCredential {
+        device: device.eui.to_string(),
+        detail,
+    };
+    let cos = match device.cos_credential {
+        Some(CosCredential::Enduring) => CosChoice::Enduring,
+        Some(CosCredential::Transitional) if config.tcos_signing_enabled => CosChoice::Transitional,
+        Some(CosCredential::Transitional) => {
+            return Err(refuse("the device still holds the transitional CoS credential and transitional signing is switched off".into()));
+        }
+        Some(other) => return Err(refuse(format!("unknown CoS credential {other}"))),
+        None => {
+            return Err(refuse(
+                "the inventory does not say which CoS credential the device holds".into(),
+            ));
+        }
+    };
+    if needs_mac && device.ka_cert.is_none() {
+        return Err(refuse("the inventory holds no key-agreement certificate for the device, so the command cannot be MACed".into()));
+    }
+    Ok(cos)
+}
+
+/// A registration in words: `MPID from D to D` / `MPID from D`.
+pub fn describe_registration(r: &ecos_store::Registration) -> String {
     match r.effective_to {
         Some(to) => format!("{} from {} to {}", r.mpid, r.effective_from, to),
         None => format!("{} from {}", r.mpid, r.effective_from),

@@ -23,9 +23,9 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use ecos_smki::{Certificate, Eui64, MpidRules, Mpids, PathError};
-use ecos_store::{CosCredential, Device, DeviceType, Fuel, Mpxn, Registration, Store};
+use ecos_store::{Device, Mpxn, Registration, Store};
+use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
 use serde::Serialize;
 
 use crate::check::check_signer;
@@ -226,13 +226,6 @@ pub struct Context<'a> {
     pub mpid_rules: &'a MpidRules,
 }
 
-fn describe(r: &Registration) -> String {
-    match r.effective_to {
-        Some(to) => format!("{} from {} to {}", r.mpid, r.effective_from, to),
-        None => format!("{} from {}", r.mpid, r.effective_from),
-    }
-}
-
 /// The MPIDs of the organisation: every certificate's CN MPIDs (when the CN
 /// parses) and the service-user record's.
 fn org_mpids(
@@ -328,9 +321,12 @@ pub async fn report(
                     device_status: device.map(|d| d.status.to_string()),
                     certificate_serial: hex::encode_upper(cert.serial()),
                     certificate_cn: cert.common_name().map(str::to_string),
-                    registered_today: history.iter().find(|r| r.contains(today)).map(describe),
+                    registered_today: history
+                        .iter()
+                        .find(|r| r.contains(today))
+                        .map(crate::check::describe_registration),
                     switch_date: switch.map(|r| r.effective_from.to_string()),
-                    registered_at_switch: switch.map(describe),
+                    registered_at_switch: switch.map(crate::check::describe_registration),
                     today: today_v,
                     on_switch_date: switch_v,
                 });
@@ -361,23 +357,7 @@ fn start_of_day(date: Date, tz: &str) -> Result<Timestamp, ReadinessError> {
 
 /// Check 3 as the pipeline runs it: a known service user with IS or GS.
 fn requester_verdict(org: Eui64, user: Option<&ecos_store::ServiceUser>) -> Option<Reason> {
-    match user {
-        None => Some(Reason::UnknownServiceUser {
-            originator: org.to_string(),
-        }),
-        Some(u)
-            if !u
-                .roles
-                .iter()
-                .any(|r| matches!(r.to_ascii_uppercase().as_str(), "IS" | "GS")) =>
-        {
-            Some(Reason::NotASupplier {
-                originator: org.to_string(),
-                roles: u.roles.clone(),
-            })
-        }
-        Some(_) => None,
-    }
+    crate::check::check_requester(org, user).err()
 }
 
 struct Judge<'a> {
@@ -436,45 +416,14 @@ impl Judge<'_> {
                 },
             ));
         };
-        let dev = device.eui.to_string();
-        let fuel = match device.device_type {
-            DeviceType::Esme => Fuel::Electricity,
-            DeviceType::Gsme => Fuel::Gas,
-            other => {
-                return Some((
-                    Scenario::DeviceType,
-                    Reason::DeviceType {
-                        device: dev,
-                        found: other.to_string(),
-                    },
-                ));
-            }
+        let fuel = match crate::check::check_device(device, ctx.config) {
+            Ok(f) => f,
+            Err(r @ Reason::DeviceType { .. }) => return Some((Scenario::DeviceType, r)),
+            Err(r) => return Some((Scenario::DeviceStatusBlocksCos, r)),
         };
-        let status = device.status.as_str().replace('-', "_");
-        if !ctx
-            .config
-            .cos_allowed_statuses
-            .iter()
-            .any(|s| s.replace('-', "_") == status)
-        {
-            return Some((
-                Scenario::DeviceStatusBlocksCos,
-                Reason::DeviceStatus {
-                    device: dev,
-                    found: device.status.to_string(),
-                },
-            ));
-        }
         // 6. MPxN: ImportMPxN (this MPxN) is the device's.
-        if device.mpxn.as_ref() != Some(self.mpxn) {
-            return Some((
-                Scenario::ImportMpxnNotDevices,
-                Reason::MpxnMismatch {
-                    requested: self.mpxn.as_str().to_string(),
-                    inventory: device.mpxn.as_ref().map(|m| m.as_str().to_string()),
-                    device: dev,
-                },
-            ));
+        if let Err(r) = crate::check::check_mpxn_is_devices(self.mpxn.as_str(), self.mpxn, device) {
+            return Some((Scenario::ImportMpxnNotDevices, r));
         }
         if self.history.is_empty() {
             return Some((
@@ -485,94 +434,34 @@ impl Judge<'_> {
             ));
         }
         // 7. MPID.
-        let mpids = match Mpids::from_certificate(self.cert, ctx.mpid_rules) {
-            Ok(m) => m,
-            Err(e) => {
-                let cn = self.cert.common_name().map(str::to_string);
-                let scenario = if cn.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        if let Err(r) = crate::check::check_mpid(
+            self.cert,
+            ctx.mpid_rules,
+            fuel,
+            self.mpxn,
+            self.history,
+            ctx.store.as_of_date(self.at),
+            ctx.config.switch_date_grace_days,
+        ) {
+            let scenario = match &r {
+                Reason::CnInvalid { cn, .. }
+                    if cn.as_deref().is_none_or(|c| c.trim().is_empty()) =>
+                {
                     Scenario::NoCn
-                } else {
-                    Scenario::CnInvalid
-                };
-                return Some((
-                    scenario,
-                    Reason::CnInvalid {
-                        cn,
-                        detail: e.to_string(),
-                    },
-                ));
-            }
-        };
-        let smki_fuel = match fuel {
-            Fuel::Electricity => ecos_smki::Fuel::Electricity,
-            Fuel::Gas => ecos_smki::Fuel::Gas,
-        };
-        let Some(mpid) = mpids.for_fuel(smki_fuel).map(str::to_string) else {
-            return Some((
-                Scenario::MpidMissingForFuel,
-                Reason::MpidMissingForFuel {
-                    fuel: fuel.as_str().to_string(),
-                    cn: self.cert.common_name().unwrap_or_default().to_string(),
-                },
-            ));
-        };
-        let as_of_date = ctx.store.as_of_date(self.at);
-        let grace = i64::from(ctx.config.switch_date_grace_days);
-        let window_ok = |r: &Registration| {
-            (-grace..=grace).any(|d| {
-                as_of_date
-                    .checked_add(d.days())
-                    .is_ok_and(|day| r.contains(day))
-            })
-        };
-        if !self.history.iter().any(|r| r.mpid == mpid && window_ok(r)) {
-            let registered = self.history.iter().find(|r| r.contains(as_of_date));
-            let later = self
-                .history
-                .iter()
-                .find(|r| r.mpid == mpid && r.effective_from > as_of_date)
-                .map(|r| r.effective_from.to_string());
-            let scenario = if later.is_some() {
-                Scenario::SwitchDateBeforeEffectiveFrom
-            } else {
-                Scenario::MpidNotRegisteredSupplier
-            };
-            return Some((
-                scenario,
+                }
+                Reason::CnInvalid { .. } => Scenario::CnInvalid,
+                Reason::MpidMissingForFuel { .. } => Scenario::MpidMissingForFuel,
                 Reason::MpidNotRegisteredSupplier {
-                    mpid,
-                    mpxn: self.mpxn.as_str().to_string(),
-                    as_of: as_of_date.to_string(),
-                    registered: registered.map(describe),
-                    requester_effective_from: later,
-                },
-            ));
+                    requester_effective_from: Some(_),
+                    ..
+                } => Scenario::SwitchDateBeforeEffectiveFrom,
+                _ => Scenario::MpidNotRegisteredSupplier,
+            };
+            return Some((scenario, r));
         }
         // The credential on the device.
-        let cred = |detail: String| {
-            Some((
-                Scenario::CosCredential,
-                Reason::CosCredential {
-                    device: device.eui.to_string(),
-                    detail,
-                },
-            ))
-        };
-        match device.cos_credential {
-            Some(CosCredential::Enduring) => {}
-            Some(CosCredential::Transitional) if ctx.config.tcos_signing_enabled => {}
-            Some(CosCredential::Transitional) => {
-                return cred("the device still holds the transitional CoS credential and transitional signing is switched off".into());
-            }
-            Some(other) => return cred(format!("unknown CoS credential {other}")),
-            None => {
-                return cred(
-                    "the inventory does not say which CoS credential the device holds".into(),
-                );
-            }
-        }
-        if device.ka_cert.is_none() {
-            return cred("the inventory holds no key-agreement certificate for the device, so the command cannot be MACed".into());
+        if let Err(r) = crate::check::check_credential(device, ctx.config, true) {
+            return Some((Scenario::CosCredential, r));
         }
         None
     }
