@@ -201,6 +201,81 @@ fn verify_mac(msg: &Message<'_>, dir: &Path, acb: Eui64, device: Eui64) -> anyho
 mod tests {
     use super::*;
 
+    /// Issue 7's acceptance: a command built by `ecos-gbcs` and the response
+    /// the simulated meter builds for it both decode and verify here.
+    #[test]
+    fn pipeline_commands_and_simulator_responses_decode_and_verify() {
+        use ecos_gbcs::{CertificateDer, Cs02bCommand, SupplierByTransCos, SupplierFloors};
+        use ecos_party::demo;
+        let pki = std::sync::Arc::new(demo::pki(3).unwrap());
+        let org = pki.organisation(demo::SUPPLIER_B).unwrap();
+        let der = |c: &ecos_smki::Certificate| CertificateDer::new(c.der().to_vec()).unwrap();
+        let tcos = pki.tcos();
+        let acb = pki.acb_ka();
+        let device = pki.device(demo::ESME_TCOS).unwrap();
+        let cmd = Cs02bCommand::supplier_by_trans_cos(SupplierByTransCos {
+            counter: 1 << 56,
+            originator: tcos.cert.eui().unwrap(),
+            recipient: demo::ESME_TCOS,
+            supplier_ds: der(&org.ds.cert),
+            supplier_ka: der(&org.ka.cert),
+            supplier_pp_ka: Some(der(&org.pp_ka.cert)),
+            certification_path: vec![der(&pki.issuing_ca().cert)],
+            apply_time_based_cpv_checks: true,
+            supplier_floors: Some(SupplierFloors {
+                floor: 0,
+                prepayment_top_up_floor: None,
+            }),
+            execution: None,
+        })
+        .unwrap()
+        .sign_and_mac(
+            &tcos.signer().unwrap(),
+            &acb.key_agreement().unwrap(),
+            device.ka.cert.public_key(),
+        )
+        .unwrap();
+        let fleet = crate::wiring::demo_fleet(&pki, demo::SUPPLIER_A).unwrap();
+        let response = fleet
+            .handle(demo::ESME_TCOS, &cmd, jiff::Timestamp::now(), None)
+            .unwrap()
+            .response;
+
+        let dir = tempfile::tempdir().unwrap();
+        let acb_eui = acb.cert.eui().unwrap();
+        let write = |eui: Eui64, suffix: &str, text: String| {
+            std::fs::write(key_file(dir.path(), eui, suffix), text).unwrap()
+        };
+        write(tcos.cert.eui().unwrap(), "ds.pem", tcos.cert.to_pem());
+        write(acb_eui, "ka.key", acb.key_pem());
+        write(demo::ESME_TCOS, "ka.pem", device.ka.cert.to_pem());
+        write(demo::ESME_TCOS, "ds.pem", device.ds.cert.to_pem());
+
+        let (json, ok) = decode(&cmd, Some(dir.path()), acb_eui).unwrap();
+        assert!(ok, "command: {json:#}");
+        assert!(
+            json["verification"]["signature"]
+                .as_str()
+                .unwrap()
+                .starts_with("verified")
+        );
+        assert!(
+            json["verification"]["mac"]
+                .as_str()
+                .unwrap()
+                .starts_with("verified")
+        );
+        let (json, ok) = decode(&response, Some(dir.path()), acb_eui).unwrap();
+        assert!(ok, "response: {json:#}");
+        assert!(
+            json["verification"]["signature"]
+                .as_str()
+                .unwrap()
+                .starts_with("verified")
+        );
+        assert_eq!(json["body"]["kind"], "response");
+    }
+
     #[test]
     fn hex_or_binary_input() {
         assert_eq!(hex_or_binary(b"DF09\n01 ").unwrap(), vec![0xDF, 0x09, 0x01]);
