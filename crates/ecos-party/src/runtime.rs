@@ -20,6 +20,11 @@ use crate::reason::Reason;
 use crate::smki::SmkiRegistry;
 use crate::state::{self, RequestKind, RequestRecord, RequestState};
 
+/// Prometheus counter of pipeline decisions, labelled by decision
+/// (`accepted`/`refused`), the check that decided, and the reason code (for
+/// acceptances: which CoS key signed).
+pub const DECISIONS_TOTAL: &str = "ecos_pipeline_decisions_total";
+
 /// Carries commands to devices: the simulator, a WAN adapter or a test.
 pub trait DeviceTransport: Send + Sync + 'static {
     /// Send a complete command (MAC header, signed APDU, MAC) to `device`.
@@ -228,6 +233,13 @@ impl Party {
         )
         .await?;
         tracing::info!(request = %subject, reason = refused.reason.code(), %code, "6.23 refused: {}", refused.reason);
+        metrics::counter!(
+            DECISIONS_TOTAL,
+            "decision" => "refused",
+            "check" => format!("{:?}", refused.reason.check()).to_lowercase(),
+            "reason" => refused.reason.code()
+        )
+        .increment(1);
         let answer = match &refused.header {
             Some(h) => {
                 let rc = ResponseCode::new(&code).map_err(|e| PartyError::Write(e.to_string()))?;
@@ -373,6 +385,16 @@ impl Party {
                 .map_err(|e| PartyError::Write(e.to_string()))?,
         };
         tracing::info!(request = %record.request_id, counter, cos = ?acc.cos, "6.23 accepted");
+        metrics::counter!(
+            DECISIONS_TOTAL,
+            "decision" => "accepted",
+            "check" => "none",
+            "reason" => match acc.cos {
+                crate::check::CosChoice::Transitional => "signed_tcos",
+                crate::check::CosChoice::Enduring => "signed_ecos",
+            }
+        )
+        .increment(1);
         Ok(Ok((
             SyncAnswer {
                 http_status: 200,

@@ -143,6 +143,29 @@ fn check_serve_and_audit_over_a_demo_data_set() {
     );
     let ready = client.get(format!("http://{addr}/readyz")).send().unwrap();
     assert!(ready.status().is_success());
+    // decisions by reason on /metrics
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ecos_pipeline_decisions_total")
+                && l.contains("reason=\"request_id_reused\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ecos_pipeline_decisions_total")
+                && l.contains("decision=\"accepted\"")
+                && l.contains("reason=\"signed_tcos\"")),
+        "{metrics}"
+    );
     terminate(&mut child);
 
     let out = ecos()
