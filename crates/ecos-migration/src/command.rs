@@ -4,7 +4,7 @@
 
 use ecos_gbcs::{CertificateDer, Cs02bCommand, TransCosByTransCos};
 use ecos_party::PartyKeys;
-use ecos_party::command::{device_ka_key, self_check};
+use ecos_party::command::device_ka_key;
 use ecos_party::device::{DeviceReport, verify_device_message};
 use ecos_smki::{Certificate, Eui64};
 
@@ -45,7 +45,8 @@ pub fn build(
     let bytes = cmd
         .sign_and_mac(keys.tcos.signer.as_ref(), keys.acb.as_ref(), &ka)
         .map_err(|e| cmd_err(e.to_string()))?;
-    self_check(&bytes, &keys.tcos, counter).map_err(|e| cmd_err(e.to_string()))?;
+    cmd.check_signed(&bytes, keys.tcos.certificate.public_key())
+        .map_err(|e| cmd_err(e.to_string()))?;
     Ok(bytes)
 }
 
@@ -66,7 +67,9 @@ pub fn read_answer(
     bytes: &[u8],
     device_ds: Option<Vec<u8>>,
 ) -> Result<(DeviceReport, Answer), MigrationError> {
-    let report = verify_device_message(bytes, |_| device_ds)
+    let msg = ecos_gbcs::Message::decode(bytes)
+        .map_err(|e| MigrationError::DeviceMessage(e.to_string()))?;
+    let report = verify_device_message(&msg, device_ds.as_deref())
         .map_err(|e| MigrationError::DeviceMessage(e.to_string()))?;
     let ecos_ski = keys
         .ecos

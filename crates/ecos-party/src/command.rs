@@ -4,7 +4,7 @@
 
 use ecos_duis::Execution;
 use ecos_gbcs::{
-    CertificateDer, Cs02bCommand, ExecutionDateTime, Message, SupplierByTransCos, SupplierFloors,
+    CertificateDer, Cs02bCommand, ExecutionDateTime, SupplierByTransCos, SupplierFloors,
 };
 use ecos_smki::{Certificate, P256PublicKey};
 
@@ -121,25 +121,13 @@ pub fn build_supplier_by_trans_cos(
     })?;
     let device_ka = device_ka_key(acc.device.ka_cert.as_deref())?;
     let bytes = cmd.sign_and_mac(key.signer.as_ref(), keys.acb.as_ref(), &device_ka)?;
-    self_check(&bytes, key, counter)?;
+    // Before it leaves: re-parse, compare with what was built, verify with
+    // the certificate of the key used (`gbcs-cs02b.md` §13.5).
+    cmd.check_signed(&bytes, key.certificate.public_key())
+        .map_err(|e| CommandError::SelfCheck(e.to_string()))?;
     Ok(BuiltCommand {
         bytes,
         counter,
         cos: acc.cos,
     })
-}
-
-/// Re-parse the signed command and verify its signature with the
-/// certificate of the key used, before it leaves.
-pub fn self_check(bytes: &[u8], key: &CosKey, counter: u64) -> Result<(), CommandError> {
-    let msg = Message::decode(bytes).map_err(|e| CommandError::SelfCheck(e.to_string()))?;
-    if msg.frame.header.counter != counter {
-        return Err(CommandError::SelfCheck(format!(
-            "counter {} in the frame, {counter} reserved",
-            msg.frame.header.counter
-        )));
-    }
-    msg.frame
-        .verify_signature(key.certificate.public_key())
-        .map_err(|e| CommandError::SelfCheck(e.to_string()))
 }

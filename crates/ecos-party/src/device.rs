@@ -70,16 +70,15 @@ pub enum DeviceMessageError {
     },
 }
 
-/// Decode `bytes` and verify them with `device_ds` (the DER certificate the
-/// inventory holds for the originator).
+/// Verify a decoded device message with `device_ds` (the DER certificate
+/// the inventory holds for its originator) and say what it reports.
 pub fn verify_device_message(
-    bytes: &[u8],
-    device_ds: impl FnOnce(Eui64) -> Option<Vec<u8>>,
+    msg: &Message<'_>,
+    device_ds: Option<&[u8]>,
 ) -> Result<DeviceReport, DeviceMessageError> {
-    let msg = Message::decode(bytes)?;
     let device = msg.frame.header.originator;
-    let der = device_ds(device).ok_or(DeviceMessageError::NoDeviceCertificate(device))?;
-    let cert = Certificate::from_pem_or_der(&der)
+    let der = device_ds.ok_or(DeviceMessageError::NoDeviceCertificate(device))?;
+    let cert = Certificate::from_pem_or_der(der)
         .map_err(|_| DeviceMessageError::NoDeviceCertificate(device))?;
     msg.frame.verify_signature(cert.public_key()).map_err(|e| {
         DeviceMessageError::BadSignature {

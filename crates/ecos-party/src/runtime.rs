@@ -416,18 +416,16 @@ impl Party {
         bytes: &[u8],
         at: Timestamp,
     ) -> Result<DeviceReport, PartyError> {
-        let device = ecos_gbcs::Message::decode(bytes)
-            .map_err(crate::device::DeviceMessageError::from)?
-            .frame
-            .header
-            .originator;
+        // Decoded once; the originator names the certificate to verify with.
+        let msg =
+            ecos_gbcs::Message::decode(bytes).map_err(crate::device::DeviceMessageError::from)?;
         let ds = self
             .store
-            .device(device)
+            .device(msg.frame.header.originator)
             .await
             .map_err(|e| PartyError::Store(e.to_string()))?
             .and_then(|d| d.ds_cert);
-        let report = verify_device_message(bytes, |_| ds)?;
+        let report = verify_device_message(&msg, ds.as_deref())?;
         let req = state::request_by_counter(&self.store, report.device, report.command_counter)
             .await?
             .ok_or(PartyError::Unmatched {
