@@ -327,7 +327,7 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         }
 
         // The credential on the device.
-        let cos = check_credential(&device, self.config, cv != 2).map_err(&refuse)?;
+        let cos = check_credential(&device, self.config).map_err(&refuse)?;
 
         Ok(Accepted {
             request,
@@ -461,13 +461,11 @@ pub fn check_mpid<'h>(
     }
 }
 
-/// The credential check: which CoS key can sign for the device, and (when
-/// the command goes over the WAN) that it can be MACed.
-pub fn check_credential(
-    device: &Device,
-    config: &PartyConfig,
-    needs_mac: bool,
-) -> Result<CosChoice, Reason> {
+/// The credential check: which CoS key can sign for the device, and that
+/// the command can be MACed for it. Every command variant carries the ACB
+/// MAC (a command for local delivery too), so the device's KA certificate
+/// is always needed.
+pub fn check_credential(device: &Device, config: &PartyConfig) -> Result<CosChoice, Reason> {
     let refuse = |detail: String| Reason::CosCredential {
         device: device.eui.to_string(),
         detail,
@@ -485,7 +483,7 @@ pub fn check_credential(
             ));
         }
     };
-    if needs_mac && device.ka_cert.is_none() {
+    if device.ka_cert.is_none() {
         return Err(refuse("the inventory holds no key-agreement certificate for the device, so the command cannot be MACed".into()));
     }
     Ok(cos)

@@ -460,7 +460,7 @@ impl Judge<'_> {
             return Some((scenario, r));
         }
         // The credential on the device.
-        if let Err(r) = crate::check::check_credential(device, ctx.config, true) {
+        if let Err(r) = crate::check::check_credential(device, ctx.config) {
             return Some((Scenario::CosCredential, r));
         }
         None
