@@ -68,6 +68,9 @@ pub enum PartyError {
     /// A request with this RequestID is stored already (a concurrent duplicate).
     #[error("request {0} is stored already")]
     DuplicateRequest(String),
+    /// The request was answered already (a repeated device message).
+    #[error("request {0} was answered already")]
+    AlreadyAnswered(String),
     /// No request matches the device message.
     #[error("device {device}: no request sent with counter {counter}")]
     Unmatched {
@@ -283,19 +286,9 @@ impl Party {
                 },
             }));
         }
-        if !state::advance_request_counter(&self.store, rid.originator, rid.counter, at).await? {
-            let last = state::last_request_counter(&self.store, rid.originator)
-                .await
-                .map_err(PartyError::Store)?
-                .unwrap_or(rid.counter);
-            return Ok(Err(Refused {
-                header: Some(header),
-                reason: Reason::Replay {
-                    counter: rid.counter,
-                    last_accepted: last,
-                },
-            }));
-        }
+        // The GBCS counter is reserved on its own (a counter left unused by a
+        // crash or a lost race is skipped, never reissued); everything else
+        // that makes the decision is committed in one transaction below.
         let counter = state::reserve_counter(&self.store, self.config.counter_floor).await?;
         let command = build_supplier_by_trans_cos(&acc, &self.keys, counter)?;
         let record = RequestRecord {
@@ -313,43 +306,52 @@ impl Party {
             command: Some(command.bytes.clone()),
             gbcs_counter: Some(counter),
         };
-        match state::insert_request(&self.store, &record, at).await {
-            Ok(()) => {}
-            Err(PartyError::DuplicateRequest(id)) => {
+        let detail = serde_json::json!({
+            "device": rid.target.to_string(),
+            "mpxn": acc.mpxn.as_str(),
+            "mpid": acc.mpid,
+            "as_of": acc.as_of.to_string(),
+            "switch_date": acc.switch_date,
+            "cos": acc.cos,
+            "gbcs_counter": counter,
+            "kind": record.kind.as_str(),
+            "cancels": acc.cancels,
+            "command_sha256": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &command.bytes)),
+        })
+        .to_string();
+        let committed = state::commit_acceptance(
+            &self.store,
+            &record,
+            rid.counter,
+            acc.cancels.as_deref(),
+            &detail,
+        )
+        .await?;
+        match committed {
+            ecos_store::AcceptanceCommit::Committed => {}
+            ecos_store::AcceptanceCommit::Duplicate => {
                 return Ok(Err(Refused {
                     header: Some(acc.request.header.clone()),
                     reason: Reason::RequestIdReused {
-                        request_id: id,
+                        request_id: record.request_id,
                         earlier_state: "being processed".into(),
                     },
                 }));
             }
-            Err(e) => return Err(e),
+            _ => {
+                let last = state::last_request_counter(&self.store, rid.originator)
+                    .await
+                    .map_err(PartyError::Store)?
+                    .unwrap_or(rid.counter);
+                return Ok(Err(Refused {
+                    header: Some(header),
+                    reason: Reason::Replay {
+                        counter: rid.counter,
+                        last_accepted: last,
+                    },
+                }));
+            }
         }
-        if let Some(cancelled) = &acc.cancels {
-            state::set_request_state(&self.store, cancelled, RequestState::Cancelled, at).await?;
-        }
-        state::audit(
-            &self.store,
-            at,
-            "ecos-party",
-            "accepted",
-            &record.request_id,
-            &serde_json::json!({
-                "device": rid.target.to_string(),
-                "mpxn": acc.mpxn.as_str(),
-                "mpid": acc.mpid,
-                "as_of": acc.as_of.to_string(),
-                "switch_date": acc.switch_date,
-                "cos": acc.cos,
-                "gbcs_counter": counter,
-                "kind": record.kind.as_str(),
-                "cancels": acc.cancels,
-                "command_sha256": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &command.bytes)),
-            })
-            .to_string(),
-        )
-        .await?;
 
         let cv = acc.request.header.command_variant.get();
         let mut send_error = None;
@@ -432,17 +434,6 @@ impl Party {
                 device: report.device,
                 counter: report.command_counter,
             })?;
-        // `commandAccepted` (future-dated or cancellation): the request stays
-        // dispatched until the 0x00CB alert reports the outcome.
-        if !report.accepted_only {
-            let new_state = if report.success {
-                RequestState::Completed
-            } else {
-                RequestState::Failed
-            };
-            state::set_request_state(&self.store, &req.request_id, new_state, at).await?;
-        }
-        let _ = self.store.record_device_contact(report.device, at).await;
         let header = ecos_duis::read_request_header(
             req.request_xml.as_deref().unwrap_or_default().as_bytes(),
             &ecos_duis::Limits::default(),
@@ -465,24 +456,30 @@ impl Party {
         }
         .map_err(|e| PartyError::Write(e.to_string()))?;
         let signed = self.sign_response(&unsigned)?;
-        state::enqueue(
+        // `commandAccepted` (future-dated or cancellation): the request stays
+        // dispatched until the 0x00CB alert reports the outcome. Otherwise the
+        // new state, the answer and its audit entry are committed together,
+        // once: a repeated device message finds the request moved already.
+        let transition = (!report.accepted_only).then(|| {
+            if report.success {
+                RequestState::Completed
+            } else {
+                RequestState::Failed
+            }
+        });
+        let answered = state::commit_device_answer(
             &self.store,
-            req.originator,
-            &req.request_id,
+            &req,
+            transition,
             "device_response",
             &signed,
-            at,
-        )
-        .await?;
-        state::audit(
-            &self.store,
-            at,
-            "ecos-party",
-            "device_report",
-            &req.request_id,
             &serde_json::to_string(&report).unwrap_or_default(),
         )
         .await?;
+        if !answered {
+            return Err(PartyError::AlreadyAnswered(req.request_id));
+        }
+        let _ = self.store.record_device_contact(report.device, at).await;
         Ok(report)
     }
 

@@ -233,3 +233,70 @@ pub async fn enqueue(
         .await
         .map_err(st)
 }
+
+/// Commit an accepted request whole (see [`Store::commit_acceptance`]): the
+/// RequestID counter advanced, the request stored with its command and GBCS
+/// counter, the cancelled request moved, and the `accepted` audit entry.
+pub async fn commit_acceptance(
+    store: &Store,
+    r: &RequestRecord,
+    request_counter: u64,
+    cancels: Option<&str>,
+    audit_detail: &str,
+) -> Result<ecos_store::AcceptanceCommit, PartyError> {
+    let request = NewRequest {
+        request_id: r.request_id.clone(),
+        originator: r.originator,
+        device: r.device,
+        kind: r.kind,
+        execution_time: r.execution,
+        request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
+    };
+    store
+        .commit_acceptance(&ecos_store::Acceptance {
+            request: &request,
+            request_counter,
+            command: r.command.as_deref().unwrap_or_default(),
+            gbcs_counter: r.gbcs_counter.unwrap_or_default(),
+            cancels,
+            audit: NewAuditEntry {
+                actor: "ecos-party",
+                action: "accepted",
+                subject: &r.request_id,
+                detail: audit_detail,
+            },
+        })
+        .await
+        .map_err(st)
+}
+
+/// Commit a device's answer to `request` whole (see
+/// [`Store::commit_device_answer`]): its new state (from dispatched or
+/// accepted), the DUIS response queued for the requester, and the
+/// `device_report` audit entry. `false` when it was answered already.
+pub async fn commit_device_answer(
+    store: &Store,
+    request: &StoredRequest,
+    to: Option<RequestState>,
+    kind: &str,
+    body: &[u8],
+    audit_detail: &str,
+) -> Result<bool, PartyError> {
+    const FROM: [RequestState; 2] = [RequestState::Dispatched, RequestState::Accepted];
+    store
+        .commit_device_answer(&ecos_store::DeviceAnswer {
+            request_id: &request.request_id,
+            transition: to.map(|t| (&FROM[..], t)),
+            recipient: &request.originator.to_string(),
+            kind,
+            body,
+            audit: NewAuditEntry {
+                actor: "ecos-party",
+                action: "device_report",
+                subject: &request.request_id,
+                detail: audit_detail,
+            },
+        })
+        .await
+        .map_err(st)
+}

@@ -104,6 +104,7 @@
 #![warn(missing_docs)]
 
 mod csv;
+pub mod decide;
 pub mod error;
 pub mod generate;
 pub mod import;
@@ -113,6 +114,7 @@ pub mod mpxn;
 pub mod pipeline;
 mod store;
 
+pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
 pub use error::{FileLine, Result, RowError, StoreError};
 pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};

@@ -238,7 +238,7 @@ impl AuditEntry {
     }
 }
 
-fn canonical(seq: u64, at: Timestamp, fields: [&str; 4]) -> Vec<u8> {
+pub(crate) fn canonical(seq: u64, at: Timestamp, fields: [&str; 4]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + fields.iter().map(|f| f.len() + 4).sum::<usize>());
     out.extend_from_slice(b"ecos-audit-v1");
     out.extend_from_slice(&seq.to_be_bytes());
@@ -250,7 +250,7 @@ fn canonical(seq: u64, at: Timestamp, fields: [&str; 4]) -> Vec<u8> {
     out
 }
 
-fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+pub(crate) fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(canonical);
@@ -379,7 +379,7 @@ fn req_from_tuple(t: ReqTuple) -> Result<StoredRequest> {
 
 type AuditTuple = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
 
-fn hash32(column: &'static str, v: &[u8]) -> Result<[u8; 32]> {
+pub(crate) fn hash32(column: &'static str, v: &[u8]) -> Result<[u8; 32]> {
     v.try_into()
         .map_err(|_| corrupt("audit_log", column, &hex::encode(v)))
 }
@@ -423,7 +423,7 @@ fn out_from_tuple(t: OutTuple) -> Result<OutboundMessage> {
     })
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
