@@ -460,13 +460,13 @@ impl Party {
         // dispatched until the 0x00CB alert reports the outcome. Otherwise the
         // new state, the answer and its audit entry are committed together,
         // once: a repeated device message finds the request moved already.
-        let transition = (!report.accepted_only).then(|| {
-            if report.success {
-                RequestState::Completed
-            } else {
-                RequestState::Failed
-            }
-        });
+        let transition = if report.accepted_only {
+            None
+        } else if report.success {
+            Some(RequestState::Completed)
+        } else {
+            Some(RequestState::Failed)
+        };
         let answered = state::commit_device_answer(
             &self.store,
             &req,
