@@ -10,6 +10,7 @@
 //! - [`mac`]: the ACB MAC: ECDH, the SHA-256 KDF and the 12-byte GMAC.
 //! - [`response`]: device responses, per-cell outcomes.
 //! - [`alert`]: the 0x00CB future-dated outcome alert.
+//! - [`cs02a`]: the CS02a (0x0008) read of trust anchor cells and its answer.
 //! - [`message`]: decode any of them in one call ([`Message`]).
 //! - [`error`]: typed errors with offsets.
 //!
@@ -59,6 +60,7 @@
 
 pub mod alert;
 mod asn1;
+pub mod cs02a;
 pub mod cs02b;
 pub mod error;
 pub mod frame;
@@ -68,6 +70,7 @@ pub mod response;
 
 pub use alert::FutureDatedAlert;
 pub use asn1::LengthStyle;
+pub use cs02a::{CellDetails, READ_CELLS_CODE, ReadCells, ReadCellsResponse};
 pub use cs02b::{
     AuthorisingRemotePartyControl, CertificateDer, Cs02bCommand, ExecutionDateTime,
     ReplacementMode, SupplierByTransCos, SupplierFloors, TransCosByTransCos, TrustAnchorCell,

@@ -1,8 +1,10 @@
-//! Decode any CS02b message (command, response, 0x00CB alert) in one call.
+//! Decode any CS02b message (command, response, 0x00CB alert), or a CS02a read and its
+//! answer, in one call.
 
 use serde::Serialize;
 
 use crate::alert::{FUTURE_DATED_ALERT_CODE, FutureDatedAlert};
+use crate::cs02a::{READ_CELLS_CODE, ReadCells, ReadCellsResponse};
 use crate::cs02b::{Cs02bCommand, ReplacementMode, UpdateSecurityCredentials};
 use crate::error::DecodeError;
 use crate::frame::{Cra, Frame};
@@ -19,6 +21,10 @@ pub enum Body {
     Response(Cs02bResponse),
     /// A 0x00CB future-dated outcome alert (CRA 3).
     Alert(FutureDatedAlert),
+    /// A CS02a (0x0008) read of trust anchor cells (CRA 1).
+    ReadCells(ReadCells),
+    /// A device's answer to a CS02a read (CRA 2).
+    ReadCellsResponse(ReadCellsResponse),
 }
 
 /// A decoded message: its frame and typed body.
@@ -40,6 +46,12 @@ impl<'a> Message<'a> {
         let code = frame.header.message_code;
         let code_mode = ReplacementMode::from_message_code(code);
         let body = match (frame.header.cra, code_mode) {
+            (Cra::Command, _) if code == READ_CELLS_CODE => {
+                Body::ReadCells(ReadCells::decode(frame.content(), base)?)
+            }
+            (Cra::Response, _) if code == READ_CELLS_CODE => {
+                Body::ReadCellsResponse(ReadCellsResponse::decode(frame.content(), base)?)
+            }
             (Cra::Command, Some(want)) => {
                 if frame.header.date_time.is_some() {
                     return Err(DecodeError::BadValue {

@@ -1,8 +1,9 @@
 //! The migration command: CS02b transCoSByTransCoS (0x0106), signed with the TCoS key,
 //! installing the ECoS certificate in the {5, DS} cell, MACed for the device; and the
-//! reading of the device's answer.
+//! reading of the device's answer; the CS02a read of the {5, DS} cell that settles an
+//! unanswered command.
 
-use ecos_gbcs::{CertificateDer, Cs02bCommand, TransCosByTransCos};
+use ecos_gbcs::{CertificateDer, Cs02bCommand, ReadCells, TransCosByTransCos, TrustAnchorCell};
 use ecos_party::PartyKeys;
 use ecos_party::command::device_ka_key;
 use ecos_party::device::{DeviceReport, verify_device_message};
@@ -88,4 +89,81 @@ pub fn read_answer(
         )),
     };
     Ok((report, answer))
+}
+
+/// Build the CS02a (0x0008) read of the device's {5, DS} cell, signed with the TCoS key
+/// (as the public RTDS `NA_CS02aSignature` vector is), without a MAC.
+pub fn build_read(
+    keys: &PartyKeys,
+    device: Eui64,
+    counter: u64,
+) -> Result<Vec<u8>, MigrationError> {
+    let cmd_err = |e: String| MigrationError::Command { device, detail: e };
+    let originator = keys
+        .tcos
+        .eui()
+        .ok_or_else(|| cmd_err("the TCoS certificate carries no EUI".into()))?;
+    ReadCells {
+        cells: vec![TrustAnchorCell::TRANS_COS_DS],
+    }
+    .sign(counter, originator, device, keys.tcos.signer.as_ref())
+    .map_err(|e| cmd_err(format!("CS02a read: {e}")))
+}
+
+/// What the device's {5, DS} cell holds, per its answer to a CS02a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CosCell {
+    /// The ECoS certificate (its SKI and EUI): the device is migrated.
+    Ecos,
+    /// Still the TCoS certificate.
+    Tcos,
+    /// Something else (described), or nothing.
+    Other(String),
+}
+
+/// If `bytes` is a device's answer to a CS02a read, verify it with the device's DS
+/// certificate and say what the {5, DS} cell holds: `Ok(Some((counter, cell)))`.
+/// `Ok(None)` when the bytes are not a CS02a answer (another message, or undecodable:
+/// [`read_answer`] reports those).
+pub fn read_cells_answer(
+    keys: &PartyKeys,
+    device: Eui64,
+    bytes: &[u8],
+    device_ds: Option<&[u8]>,
+) -> Result<Option<(u64, CosCell)>, MigrationError> {
+    let Ok(msg) = ecos_gbcs::Message::decode(bytes) else {
+        return Ok(None);
+    };
+    let ecos_gbcs::Body::ReadCellsResponse(resp) = &msg.body else {
+        return Ok(None);
+    };
+    let bad = |d: String| MigrationError::DeviceMessage(format!("CS02a answer from {device}: {d}"));
+    if msg.frame.header.originator != device {
+        return Err(bad(format!(
+            "originator {} is not the sending device",
+            msg.frame.header.originator
+        )));
+    }
+    let der = device_ds.ok_or_else(|| bad("no DS certificate in the inventory".into()))?;
+    let cert = Certificate::from_pem_or_der(der).map_err(|e| bad(e.to_string()))?;
+    msg.frame
+        .verify_signature(cert.public_key())
+        .map_err(|e| bad(e.to_string()))?;
+    let ski_of = |c: &Certificate| c.ski().map(<[u8]>::to_vec);
+    let cell = match resp.cell(TrustAnchorCell::TRANS_COS_DS) {
+        None => CosCell::Other("no {5, DS} entry in the answer".into()),
+        Some(d) if d.status.0 != 0 => CosCell::Other(format!("{{5, DS}} status {}", d.status.0)),
+        Some(d) if d.ski == ski_of(&keys.ecos.certificate) && d.sui == keys.ecos.eui() => {
+            CosCell::Ecos
+        }
+        Some(d) if d.ski == ski_of(&keys.tcos.certificate) && d.sui == keys.tcos.eui() => {
+            CosCell::Tcos
+        }
+        Some(d) => CosCell::Other(format!(
+            "{{5, DS}} holds SUI {} SKI {}",
+            d.sui.map(|s| s.to_string()).unwrap_or_default(),
+            d.ski.as_deref().map(hex::encode_upper).unwrap_or_default()
+        )),
+    };
+    Ok(Some((msg.frame.header.counter, cell)))
 }

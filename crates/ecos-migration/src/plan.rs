@@ -92,8 +92,7 @@ pub async fn plan(
         }
     }
     let counts = store.migration_counts().await?;
-    let in_flight = counts.by_state.get("selected").copied().unwrap_or(0)
-        + counts.by_state.get("sent").copied().unwrap_or(0);
+    let in_flight = counts.in_flight();
     let s = now.as_second();
     let day = Timestamp::from_second(s - s.rem_euclid(86_400)).unwrap_or(now);
     let sent_today = store.migration_sent_since(day).await?;

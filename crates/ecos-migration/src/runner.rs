@@ -6,6 +6,11 @@
 //! so a crash loses no device and never sends a second command for the same attempt.
 //! Devices left `selected` by a crashed run are sent by the next step; devices left
 //! `sent` wait for their answer (kept in the store's inbox) or time out.
+//!
+//! A time-out is not yet a failure: the device may have taken the ECoS certificate and
+//! its answer been lost. The device moves to `verifying` and a CS02a read of its {5, DS}
+//! cell goes out; an answer showing the ECoS certificate marks it migrated, one showing
+//! TCoS (or no answer in time) is a WAN failure for the retry strategy.
 
 use std::sync::Arc;
 
@@ -16,13 +21,16 @@ use ecos_store::{MigrationState as S, NewAuditEntry, Store};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::MigrationError;
-use crate::command::{Answer, build, read_answer};
+use crate::command::{Answer, CosCell, build, build_read, read_answer, read_cells_answer};
 use crate::config::MigrationConfig;
 use crate::retry::{FailureClass, RetryDecision, decide, read_counts, write_counts};
 use crate::select::{Budget, Verdict, form_batch, verdict};
 
 /// Page size of inventory scans.
 pub const PAGE: u32 = 5_000;
+
+/// Discovery pages read at most per step.
+pub const DISCOVERY_PAGES: usize = 4;
 
 /// What one step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -43,6 +51,8 @@ pub struct StepReport {
     pub selected: u64,
     /// Commands sent.
     pub sent: u64,
+    /// CS02a reads sent (for commands unanswered in time).
+    pub reads: u64,
 }
 
 impl StepReport {
@@ -179,6 +189,19 @@ impl Migrator {
             for m in msgs {
                 rep.answers += 1;
                 let ds = self.store.device(m.device).await?.and_then(|d| d.ds_cert);
+                match read_cells_answer(&self.keys, m.device, &m.bytes, ds.as_deref()) {
+                    Ok(Some((counter, cell))) => {
+                        self.on_read(&m, counter, cell, now, rep).await?;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.audit("migration.answer_refused", m.device, &e.to_string())
+                            .await?;
+                        self.store.migration_inbox_delete(m.id).await?;
+                        continue;
+                    }
+                }
                 let read = read_answer(&self.keys, &m.bytes, ds);
                 let rec = self.store.migration_record(m.device).await?;
                 let (report, answer, rec) = match (read, rec) {
@@ -297,6 +320,10 @@ impl Migrator {
         Ok(done)
     }
 
+    /// Commands unanswered in time are not failures yet: the device may have taken the
+    /// ECoS certificate and its answer been lost. Each one moves to `verifying` and a
+    /// CS02a read of its {5, DS} cell goes out; a read unanswered in time is then a WAN
+    /// failure (retry or leave, by the retry strategy).
     async fn sweep_timeouts(
         &self,
         now: Timestamp,
@@ -307,25 +334,172 @@ impl Migrator {
                 self.config.response_timeout_s as i64,
             ))
             .unwrap_or(now);
-        loop {
-            let overdue = self.store.migration_sent_before(until, 500).await?;
-            if overdue.is_empty() {
-                return Ok(());
+        for state in [S::Verifying, S::Sent] {
+            loop {
+                let overdue = self.store.migration_overdue(state, until, 500).await?;
+                if overdue.is_empty() {
+                    break;
+                }
+                let mut progressed = false;
+                for r in overdue {
+                    let moved = if state == S::Sent {
+                        self.verify(r, now, rep).await?
+                    } else {
+                        let why = "no response in time, nor to the CS02a read";
+                        let f = self
+                            .fail(&r, FailureClass::Wan, why, now, None, rep)
+                            .await?;
+                        if f {
+                            rep.failures += 1;
+                        }
+                        f
+                    };
+                    progressed |= moved;
+                }
+                if !progressed {
+                    break;
+                }
             }
-            let mut progressed = false;
-            for r in overdue {
+        }
+        Ok(())
+    }
+
+    /// Send the CS02a read of the {5, DS} cell for an unanswered command (`verifying`,
+    /// recorded with the read's counter before it leaves).
+    async fn verify(
+        &self,
+        r: MigrationRecord,
+        now: Timestamp,
+        rep: &mut StepReport,
+    ) -> Result<bool, MigrationError> {
+        let counter = self
+            .store
+            .reserve_gbcs_counters(ecos_party::state::COS_COUNTER, 1)
+            .await?
+            .start;
+        let bytes = match build_read(&self.keys, r.eui, counter) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = format!("no response in time; no CS02a read: {e}");
+                let f = self
+                    .fail(&r, FailureClass::Wan, &why, now, None, rep)
+                    .await?;
+                if f {
+                    rep.failures += 1;
+                }
+                return Ok(f);
+            }
+        };
+        let mut c = r.to(
+            S::Verifying,
+            format!(
+                "no response to counter {}; CS02a read, counter {counter}",
+                r.gbcs_counter.unwrap_or(0)
+            ),
+        );
+        c.gbcs_counter = Some(counter);
+        c.sent_at = Some(now);
+        let Some(v) = self.store.migration_transition(&r, &c, now).await? else {
+            return Ok(false);
+        };
+        match self.transport.send(r.eui, bytes).await {
+            Ok(()) => rep.reads += 1,
+            Err(e) => {
+                let why = format!("no response in time; CS02a read not sent: {e}");
                 if self
-                    .fail(&r, FailureClass::Wan, "no response in time", now, None, rep)
+                    .fail(&v, FailureClass::Wan, &why, now, None, rep)
                     .await?
                 {
                     rep.failures += 1;
-                    progressed = true;
                 }
             }
-            if !progressed {
-                return Ok(());
-            }
         }
+        Ok(true)
+    }
+
+    /// A device's answer to a CS02a read.
+    async fn on_read(
+        &self,
+        m: &ecos_store::migration::InboxMessage,
+        counter: u64,
+        cell: CosCell,
+        now: Timestamp,
+        rep: &mut StepReport,
+    ) -> Result<(), MigrationError> {
+        let Some(rec) = self.store.migration_record(m.device).await? else {
+            self.audit(
+                "migration.answer_untracked",
+                m.device,
+                "no migration record",
+            )
+            .await?;
+            self.store.migration_inbox_delete(m.id).await?;
+            return Ok(());
+        };
+        let _ = self
+            .store
+            .record_device_contact(m.device, m.received_at)
+            .await;
+        if cell == CosCell::Ecos && rec.state != S::Migrated {
+            // The device holds the ECoS certificate: its answer to the 0x0106 was lost.
+            let mut c = rec.to(
+                S::Migrated,
+                format!("CS02a read (counter {counter}): {{5, DS}} holds the ECoS certificate"),
+            );
+            c.reason = None;
+            c.next_at = None;
+            c.consume_inbox = Some(m.id);
+            if self
+                .store
+                .migration_transition(&rec, &c, now)
+                .await?
+                .is_some()
+            {
+                rep.migrated += 1;
+            }
+            return Ok(());
+        }
+        if cell == CosCell::Ecos || rec.state != S::Verifying || rec.gbcs_counter != Some(counter) {
+            self.audit(
+                "migration.answer_stale",
+                m.device,
+                &format!("CS02a counter {counter} while {} ({cell:?})", rec.state),
+            )
+            .await?;
+            self.store.migration_inbox_delete(m.id).await?;
+            return Ok(());
+        }
+        match cell {
+            CosCell::Tcos => {
+                let why =
+                    "no response in time; CS02a read: {5, DS} still holds the TCoS certificate";
+                if self
+                    .fail(&rec, FailureClass::Wan, why, now, Some(m.id), rep)
+                    .await?
+                {
+                    rep.failures += 1;
+                }
+            }
+            CosCell::Other(what) => {
+                let reason = format!("CoS anchor neither TCoS nor ECoS: {what}");
+                let mut c = rec.to(S::Excluded, "CS02a read");
+                c.reason = Some(reason.clone());
+                c.next_at = None;
+                c.consume_inbox = Some(m.id);
+                if self
+                    .store
+                    .migration_transition(&rec, &c, now)
+                    .await?
+                    .is_some()
+                {
+                    rep.left += 1;
+                    self.audit("migration.device_left", rec.eui, &reason)
+                        .await?;
+                }
+            }
+            CosCell::Ecos => {}
+        }
+        Ok(())
     }
 
     async fn release_retries(
@@ -390,14 +564,16 @@ impl Migrator {
         }
     }
 
+    /// Select a batch. The cost is that of the batch, not of the population: candidates
+    /// come from indexed queries (switches coming, paused devices, the tracked candidate
+    /// pool) and from a persistent discovery cursor over the transitional devices, which
+    /// advances only while the throttles leave room and by a bounded number of pages per
+    /// step, wrapping around to re-evaluate devices that were not eligible.
     async fn select(&self, now: Timestamp, rep: &mut StepReport) -> Result<(), MigrationError> {
-        let counts = self.store.migration_counts().await?;
-        let in_flight = counts
-            .by_state
-            .get(S::Selected.as_str())
-            .copied()
-            .unwrap_or(0)
-            + counts.by_state.get(S::Sent.as_str()).copied().unwrap_or(0);
+        let in_flight = self
+            .store
+            .migration_count_in(&[S::Selected, S::Sent, S::Verifying])
+            .await?;
         let mut sent_today = self.store.migration_sent_since(day_start(now)).await?;
         // Devices selected but not yet sent (left by a crashed run) will be sent in this
         // step: they count against today's throttles too.
@@ -419,57 +595,77 @@ impl Migrator {
             }
         }
         let mut budget = Budget::new(&self.config.throttle, &sent_today, in_flight);
+        if budget.is_exhausted() {
+            return Ok(());
+        }
+        let prio = self.config.prioritise_switch_coming;
         let cap = (self.config.throttle.batch_size as usize)
             .saturating_mul(4)
             .max(16);
+        let cap32 = u32::try_from(cap).unwrap_or(u32::MAX);
         let switch_from = self.store.as_of_date(now);
-        let rules = &self.config.eligibility;
+        let mut pool: Vec<MigrationView> = Vec::new();
+        if prio {
+            pool.extend(
+                self.store
+                    .migration_switch_views(cap32, switch_from)
+                    .await?,
+            );
+        }
+        for state in [S::Paused, S::Candidate] {
+            pool.extend(
+                self.store
+                    .migration_views_in(state, None, cap32, switch_from)
+                    .await?,
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
         let mut cands: Vec<MigrationView> = Vec::new();
-        let mut ordinary = 0usize;
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .migration_view_page(after, PAGE, switch_from)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.eui);
-            for v in page {
-                match verdict(rules, &v, now) {
-                    Verdict::Skip => {}
-                    Verdict::NotEligible(why) => {
-                        self.track_or_move(&v, S::NotEligible, Some(why), now, "rules")
-                            .await?;
-                    }
-                    Verdict::Candidate => {
-                        let prio = self.config.prioritise_switch_coming && v.switch_coming;
-                        if prio || ordinary < cap {
-                            if !prio {
-                                ordinary += 1;
-                            }
-                            cands.push(v);
-                        } else if v.record.is_none() {
-                            self.track_or_move(&v, S::Candidate, None, now, "eligible")
-                                .await?;
-                        }
-                    }
-                }
+        for v in pool {
+            if seen.insert(v.eui) {
+                self.classify(v, now, &mut cands).await?;
             }
         }
+        // Discover untracked devices while the throttles would take more than the
+        // candidates at hand.
+        let (mut cursor, mut pass) = self.store.migration_cursor().await?;
+        let page_size = cap32.clamp(256, PAGE);
+        for _ in 0..DISCOVERY_PAGES {
+            let mut trial = budget.clone();
+            form_batch(cands.iter().collect(), &mut trial, prio);
+            if trial.is_exhausted() {
+                break;
+            }
+            let page = self
+                .store
+                .migration_discover_page(cursor, page_size, switch_from)
+                .await?;
+            let full = page.len() as u32 == page_size;
+            cursor = page.last().map(|v| v.eui);
+            for v in page {
+                if seen.insert(v.eui) {
+                    self.classify(v, now, &mut cands).await?;
+                }
+            }
+            if !full {
+                // End of the inventory: the next step starts a new pass.
+                pass += 1;
+                self.store.migration_set_cursor(None, pass).await?;
+                break;
+            }
+            self.store.migration_set_cursor(cursor, pass).await?;
+        }
         let batch_id = now.as_millisecond().max(0) as u64;
-        let batch: Vec<MigrationView> = {
-            let refs = cands.iter().collect();
-            form_batch(refs, &mut budget, self.config.prioritise_switch_coming)
-                .into_iter()
-                .cloned()
-                .collect()
-        };
+        let batch: Vec<MigrationView> = form_batch(cands.iter().collect(), &mut budget, prio)
+            .into_iter()
+            .cloned()
+            .collect();
         let chosen: std::collections::HashSet<Eui64> = batch.iter().map(|v| v.eui).collect();
         for v in &cands {
             if chosen.contains(&v.eui) {
                 continue;
             }
-            // Not in this batch: make sure it is tracked as a candidate.
+            // Not in this batch: tracked as a candidate (the pool the next steps read).
             if v.record.as_ref().is_none_or(|r| r.state != S::Candidate) {
                 self.track_or_move(v, S::Candidate, None, now, "eligible")
                     .await?;
@@ -509,6 +705,24 @@ impl Migrator {
             {
                 rep.selected += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Apply the rules to one device: record it as not eligible, or add it to `cands`.
+    async fn classify(
+        &self,
+        v: MigrationView,
+        now: Timestamp,
+        cands: &mut Vec<MigrationView>,
+    ) -> Result<(), MigrationError> {
+        match verdict(&self.config.eligibility, &v, now) {
+            Verdict::Skip => {}
+            Verdict::NotEligible(why) => {
+                self.track_or_move(&v, S::NotEligible, Some(why), now, "rules")
+                    .await?;
+            }
+            Verdict::Candidate => cands.push(v),
         }
         Ok(())
     }

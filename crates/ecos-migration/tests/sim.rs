@@ -223,6 +223,12 @@ async fn check_outcome(w: &World, cos_done_at: Option<(Eui64, Timestamp)>) -> BT
             }
             S::Excluded | S::FailedPermanent => {
                 assert!(r.reason.as_deref().is_some_and(|s| !s.is_empty()));
+                assert_ne!(
+                    cell,
+                    ecos_ski,
+                    "device {} left the migration although it holds the ECoS anchor",
+                    dev(i)
+                );
                 assert_eq!(inv.cos_credential, Some(CosCredential::Transitional));
             }
             other => panic!("device {} ended {other}", dev(i)),
@@ -430,5 +436,104 @@ async fn killed_and_restarted_runner_ends_the_same_way() {
     assert!(
         states.values().filter(|s| **s == S::Migrated).count() >= 14,
         "{states:?}"
+    );
+}
+
+/// Responses to 0x0106 dropped after the device executed it (half of them): the device
+/// holds the ECoS certificate but nobody hears of it. The runner reads the {5, DS} cell
+/// (CS02a) after the time-out and marks such devices migrated instead of retrying them
+/// into exclusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_success_answers_are_settled_by_reading_the_cos_cell() {
+    let w = world(
+        16,
+        WanConfig {
+            seed: 11,
+            latency: Latency::Uniform {
+                min_ms: 1.0,
+                max_ms: 5.0,
+            },
+            response_loss: 0.5,
+            ..WanConfig::default()
+        },
+    )
+    .await;
+    let m = migrator(&w);
+    let mut reads = 0;
+    for _ in 0..(20 * 24 * 12) {
+        reads += m.step(w.now()).await.unwrap().reads;
+        if all_terminal(&w).await {
+            break;
+        }
+        tokio::time::sleep(REAL_PAUSE).await;
+        w.now.fetch_add(STEP_S, Ordering::SeqCst);
+    }
+    let states = check_outcome(&w, None).await;
+    assert!(
+        states.values().all(|s| *s == S::Migrated),
+        "every device took the certificate, so every one ends migrated: {states:?}"
+    );
+    let st = w.transport.0.stats();
+    assert!(st.lost_responses > 0, "{st:?}");
+    let mut by_read = 0;
+    for i in 0..w.n {
+        let t = w.store.migration_transitions(dev(i)).await.unwrap();
+        let last = t.last().unwrap();
+        if last.detail.contains("CS02a read") {
+            assert_eq!(last.from, Some(S::Verifying));
+            assert_eq!(
+                last.attempt, 1,
+                "migrated on the first attempt, never resent"
+            );
+            by_read += 1;
+        }
+    }
+    assert_eq!(
+        by_read, st.lost_responses,
+        "each lost answer settled by one read"
+    );
+    assert!(reads >= by_read);
+}
+
+/// A step reads what the batch needs, not the inventory: with 1,008 transitional devices
+/// and a batch of 4, the first step classifies one discovery page (256 devices) and
+/// selects 4; the second reads the tracked candidate pool and discovers nothing more. The
+/// discovery cursor is kept in the store, so a new runner resumes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_costs_the_batch_not_the_population() {
+    let w = world(8, WanConfig::default()).await;
+    for i in 8..1008 {
+        let mut d = Device::new(dev(i), DeviceType::Esme, DeviceStatus::Commissioned);
+        d.cos_credential = Some(CosCredential::Transitional);
+        d.comms_hub = Some(Eui64::from_u64(0x00DC_FFFF_0000_0000 + i));
+        d.csp_region = Some("north".into());
+        d.last_contact = Some("2026-05-31T00:00:00Z".parse().unwrap());
+        w.store.upsert_device(&d).await.unwrap();
+    }
+    let tracked = |c: ecos_store::migration::MigrationCounts| c.by_state.values().sum::<u64>();
+    let r = migrator(&w).step(w.now()).await.unwrap();
+    assert_eq!(r.selected, 4);
+    assert_eq!(tracked(w.store.migration_counts().await.unwrap()), 256);
+    assert_eq!(
+        w.store.migration_cursor().await.unwrap(),
+        (Some(dev(255)), 0)
+    );
+    let selected: Vec<u64> = w
+        .store
+        .migration_records_in(S::Sent, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.eui.to_u64() - BASE)
+        .collect();
+    assert_eq!(selected, vec![0, 2, 4, 6], "EUI order, one per comms hub");
+    w.now.fetch_add(STEP_S, Ordering::SeqCst);
+    // A new runner (as after a restart): the pool serves it, the cursor stays.
+    let r = migrator(&w).step(w.now()).await.unwrap();
+    assert_eq!(r.selected, 2, "max_in_flight 6 leaves room for 2");
+    assert_eq!(tracked(w.store.migration_counts().await.unwrap()), 256);
+    assert_eq!(
+        w.store.migration_cursor().await.unwrap(),
+        (Some(dev(255)), 0)
     );
 }

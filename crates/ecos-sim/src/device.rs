@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use ecos_gbcs::cs02b::{RemotePartyRole, RemotePartySeqNumberChange, SpecialistSeqNumber};
 use ecos_gbcs::{
-    Body, Cra, Cs02bResponse, DlmsDateTime, ExecutionDateTime, ExecutionOutcome, FutureDatedAlert,
-    GroupingHeader, LengthStyle, Message, ReplacementMode, ReplacementOutcome, SignatureField,
-    StatusCode, TrustAnchorCell, UpdateSecurityCredentials,
+    Body, CellDetails, Cra, Cs02bResponse, DlmsDateTime, ExecutionDateTime, ExecutionOutcome,
+    FutureDatedAlert, GroupingHeader, LengthStyle, Message, ReadCells, ReadCellsResponse,
+    ReplacementMode, ReplacementOutcome, SignatureField, StatusCode, TrustAnchorCell,
+    UpdateSecurityCredentials,
 };
 use ecos_smki::{
     Certificate, Eui64, KeyAgreement, PathError, PathPolicy, Signer, TrustStore, validate_path,
@@ -393,6 +394,9 @@ impl Device {
         if header.cra != Cra::Command {
             return Err(Rejection::NotACommand(header.cra.code()));
         }
+        if let Body::ReadCells(read) = &msg.body {
+            return self.read_cells(read, &header, ds, ctx, now);
+        }
         let Body::Command(content) = msg.body.clone() else {
             return Err(Rejection::NotACommand(header.cra.code()));
         };
@@ -507,6 +511,57 @@ impl Device {
         let gs = response.to_general_signing(&header, ctx.date_time(now), ctx.length_style);
         handled.response = gs.sign(ds).map_err(|e| Rejection::Signing(e.to_string()))?;
         Ok(handled)
+    }
+
+    /// Answer a CS02a (0x0008) read: what each cell asked for holds (SUI and SKI), or
+    /// trustAnchorNotFound (25) for a cell the device lacks or has empty. [P] The read
+    /// needs no MAC and no authorising cell: what a cell holds is public (its certificate
+    /// is), the answer is signed with the device's DS key, and no counter moves.
+    fn read_cells(
+        &self,
+        read: &ReadCells,
+        header: &GroupingHeader,
+        ds: &dyn Signer,
+        ctx: &DeviceContext,
+        now: Timestamp,
+    ) -> Result<Handled, Rejection> {
+        if header.recipient != self.eui {
+            return Err(Rejection::WrongRecipient {
+                recipient: header.recipient,
+                device: self.eui,
+            });
+        }
+        let cells = read
+            .cells
+            .iter()
+            .map(
+                |c| match CellId::from_cell(c).and_then(|id| self.cell(id)) {
+                    Some(a) => CellDetails {
+                        cell: *c,
+                        status: StatusCode::SUCCESS,
+                        sui: Some(a.sui),
+                        ski: Some(a.ski.clone()),
+                    },
+                    None => CellDetails {
+                        cell: *c,
+                        status: StatusCode(25),
+                        sui: None,
+                        ski: None,
+                    },
+                },
+            )
+            .collect();
+        let gs = ReadCellsResponse { cells }.to_general_signing(
+            header,
+            ctx.date_time(now),
+            ctx.length_style,
+        );
+        Ok(Handled {
+            response: gs.sign(ds).map_err(|e| Rejection::Signing(e.to_string()))?,
+            outcome: None,
+            held: false,
+            cancelled: false,
+        })
     }
 
     /// Execute the held future-dated command if its time has come; returns

@@ -113,6 +113,12 @@ pub struct WanConfig {
     pub refuse_statuses: Vec<u32>,
     /// Replacement modes the refusals apply to (6: the CoS credential).
     pub refuse_modes: Vec<u32>,
+    /// Share of responses lost after the device executed the command, for commands whose
+    /// message code is in `response_loss_codes` (on top of `loss`): the device changed
+    /// but nobody hears of it.
+    pub response_loss: f64,
+    /// Message codes `response_loss` applies to (0x0106: the CoS credential migration).
+    pub response_loss_codes: Vec<u16>,
 }
 
 impl Default for WanConfig {
@@ -131,6 +137,8 @@ impl Default for WanConfig {
             refuse_times: 1,
             refuse_statuses: vec![30, 17, 5],
             refuse_modes: vec![6],
+            response_loss: 0.0,
+            response_loss_codes: vec![0x0106],
         }
     }
 }
@@ -142,6 +150,7 @@ impl WanConfig {
             ("loss", self.loss),
             ("offline_share", self.offline_share),
             ("refuse_share", self.refuse_share),
+            ("response_loss", self.response_loss),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(SimError::Config(format!("{name} = {v} is not in [0, 1]")));
@@ -198,6 +207,14 @@ impl WanConfig {
     /// Whether a message is lost in one direction.
     pub fn is_lost(&self, dir: &str, eui: Eui64, key: u64) -> bool {
         self.loss > 0.0 && self.unit(&format!("{dir}/loss"), eui, key) < self.loss
+    }
+
+    /// Whether the response to a command with `code` (key: CRA and counter) is lost
+    /// after execution (`response_loss`).
+    pub fn is_response_lost(&self, code: u16, eui: Eui64, key: u64) -> bool {
+        self.response_loss > 0.0
+            && self.response_loss_codes.contains(&code)
+            && self.unit("response/loss", eui, key) < self.response_loss
     }
 
     /// The device's offline window, as offsets from the run's start.
@@ -307,6 +324,8 @@ pub struct WanStats {
     pub alerts: AtomicU64,
     /// Executions in which a refusal was injected.
     pub refusals: AtomicU64,
+    /// Responses dropped after execution (`response_loss`).
+    pub lost_responses: AtomicU64,
 }
 
 /// A plain copy of [`WanStats`].
@@ -330,6 +349,8 @@ pub struct WanStatsSnapshot {
     pub alerts: u64,
     /// See [`WanStats::refusals`].
     pub refusals: u64,
+    /// See [`WanStats::lost_responses`].
+    pub lost_responses: u64,
 }
 
 #[derive(Debug)]
@@ -440,6 +461,11 @@ impl Inner {
                 if h.held {
                     self.due_changed.notify_one();
                 }
+                let code = Frame::decode(&command).map(|f| f.header.message_code);
+                if code.is_ok_and(|c| self.cfg.is_response_lost(c, eui, key)) {
+                    self.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 self.deliver_up(eui, h.response, false).await;
             }
             Err(FleetError::Rejected(..)) => {
@@ -533,6 +559,7 @@ impl SimWan {
             responses: g(&s.responses),
             alerts: g(&s.alerts),
             refusals: g(&s.refusals),
+            lost_responses: g(&s.lost_responses),
         }
     }
 }

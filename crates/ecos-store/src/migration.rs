@@ -51,6 +51,9 @@ pub enum MigrationState {
     Excluded,
     /// A change of supplier is pending or future-dated for the device.
     Paused,
+    /// The command went unanswered; a CS02a read of the device's {5, DS} cell is in
+    /// flight to learn whether it took effect (`gbcs_counter` is the read's counter).
+    Verifying,
 }
 
 impl MigrationState {
@@ -65,6 +68,7 @@ impl MigrationState {
         MigrationState::FailedPermanent,
         MigrationState::Excluded,
         MigrationState::Paused,
+        MigrationState::Verifying,
     ];
 
     /// The stored text form.
@@ -79,6 +83,7 @@ impl MigrationState {
             MigrationState::FailedPermanent => "failed-permanent",
             MigrationState::Excluded => "excluded",
             MigrationState::Paused => "paused",
+            MigrationState::Verifying => "verifying",
         }
     }
 
@@ -90,9 +95,13 @@ impl MigrationState {
         )
     }
 
-    /// Whether a command is (or is about to be) in flight.
+    /// Whether a command is (or is about to be) in flight (a 0x0106 or the CS02a read
+    /// that follows an unanswered one).
     pub fn is_in_flight(self) -> bool {
-        matches!(self, MigrationState::Selected | MigrationState::Sent)
+        matches!(
+            self,
+            MigrationState::Selected | MigrationState::Sent | MigrationState::Verifying
+        )
     }
 }
 
@@ -266,7 +275,7 @@ pub struct SentCounts {
 }
 
 /// Counts for `ecos migrate status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MigrationCounts {
     /// Devices by state.
     pub by_state: BTreeMap<String, u64>,
@@ -275,6 +284,22 @@ pub struct MigrationCounts {
     /// Reasons of devices in retry-waiting, failed-permanent, excluded, not-eligible and
     /// paused, with counts.
     pub reasons: BTreeMap<String, u64>,
+}
+
+impl MigrationCounts {
+    /// Devices in `state`.
+    pub fn state(&self, state: MigrationState) -> u64 {
+        self.by_state.get(state.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Devices with a command in flight (selected, sent, verifying).
+    pub fn in_flight(&self) -> u64 {
+        MigrationState::ALL
+            .iter()
+            .filter(|s| s.is_in_flight())
+            .map(|s| self.state(*s))
+            .sum()
+    }
 }
 
 const REC_COLS: &str = "eui, state, version, attempts, next_at, reason, failure_class, batch, \
@@ -378,6 +403,46 @@ type ViewTuple = (
     i64,
     Option<String>,
 );
+
+/// The columns of a [`ViewTuple`] (`$1` is the as-of date for "switch coming"; `d` the
+/// devices table, `m` migration_devices).
+const VIEW_COLS: &str = "d.eui, d.device_type, d.status, d.mpxn, d.cos_credential, \
+     d.comms_hub_eui, d.csp_region, d.firmware_version, d.last_contact, \
+     CAST(CASE WHEN d.mpxn IS NOT NULL AND EXISTS (SELECT 1 FROM registration r \
+     WHERE r.mpxn = d.mpxn AND r.effective_from > $1) THEN 1 ELSE 0 END AS BIGINT), m.state";
+
+fn view_from(
+    row: ViewTuple,
+    records: &mut std::collections::HashMap<Eui64, MigrationRecord>,
+) -> Result<MigrationView> {
+    let (e, ty, st, mpxn, cos, hub, region, fw, contact, switch, _) = row;
+    const D: &str = "devices";
+    let e = eui(D, "eui", &e)?;
+    Ok(MigrationView {
+        eui: e,
+        device_type: ty.parse().map_err(|_| corrupt(D, "device_type", &ty))?,
+        status: st.parse().map_err(|_| corrupt(D, "status", &st))?,
+        mpxn: mpxn
+            .as_deref()
+            .map(|m| Mpxn::parse_unchecked(m).map_err(|_| corrupt(D, "mpxn", m)))
+            .transpose()?,
+        cos_credential: cos
+            .as_deref()
+            .map(|c| c.parse().map_err(|_| corrupt(D, "cos_credential", c)))
+            .transpose()?,
+        comms_hub: hub
+            .as_deref()
+            .map(|h| eui(D, "comms_hub_eui", h))
+            .transpose()?,
+        csp_region: region,
+        firmware_version: fw,
+        last_contact: contact
+            .map(|v| micros_to_ts(D, "last_contact", v))
+            .transpose()?,
+        switch_coming: switch != 0,
+        record: records.remove(&e),
+    })
+}
 
 impl Store {
     /// Start tracking a device in `state` (with a transition from nothing). Returns false
@@ -573,12 +638,24 @@ impl Store {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<MigrationRecord>> {
+        self.migration_overdue(MigrationState::Sent, until, limit)
+            .await
+    }
+
+    /// Records in `state` (sent or verifying) whose message left at or before `until`,
+    /// oldest first.
+    pub async fn migration_overdue(
+        &self,
+        state: MigrationState,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MigrationRecord>> {
         let sql = format!(
             "SELECT {REC_COLS} FROM migration_devices WHERE state = $1 AND sent_at <= $2 \
              ORDER BY sent_at, eui LIMIT $3"
         );
         let rows: Vec<RecTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
-            .bind(MigrationState::Sent.as_str())
+            .bind(state.as_str())
             .bind(ts_to_micros(until))
             .bind(i64::from(limit))
             .fetch_all(p)
@@ -722,36 +799,162 @@ impl Store {
                 records.insert(r.eui, r);
             }
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for (e, ty, st, mpxn, cos, hub, region, fw, contact, switch, _) in rows {
-            const D: &str = "devices";
-            let e = eui(D, "eui", &e)?;
-            out.push(MigrationView {
-                eui: e,
-                device_type: ty.parse().map_err(|_| corrupt(D, "device_type", &ty))?,
-                status: st.parse().map_err(|_| corrupt(D, "status", &st))?,
-                mpxn: mpxn
-                    .as_deref()
-                    .map(|m| Mpxn::parse_unchecked(m).map_err(|_| corrupt(D, "mpxn", m)))
-                    .transpose()?,
-                cos_credential: cos
-                    .as_deref()
-                    .map(|c| c.parse().map_err(|_| corrupt(D, "cos_credential", c)))
-                    .transpose()?,
-                comms_hub: hub
-                    .as_deref()
-                    .map(|h| eui(D, "comms_hub_eui", h))
-                    .transpose()?,
-                csp_region: region,
-                firmware_version: fw,
-                last_contact: contact
-                    .map(|v| micros_to_ts(D, "last_contact", v))
-                    .transpose()?,
-                switch_coming: switch != 0,
-                record: records.remove(&e),
-            });
+        rows.into_iter()
+            .map(|row| view_from(row, &mut records))
+            .collect()
+    }
+
+    /// Devices in any of `states` (served by the state index: the cost is the count's).
+    pub async fn migration_count_in(&self, states: &[MigrationState]) -> Result<u64> {
+        let mut total = 0u64;
+        for st in states {
+            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM migration_devices WHERE state = $1"
+            )
+            .bind(st.as_str())
+            .fetch_one(p)
+            .await?);
+            total += n.max(0) as u64;
         }
-        Ok(out)
+        Ok(total)
+    }
+
+    /// The discovery cursor: the last EUI the runner classified in this pass (`None` at
+    /// the start of a pass) and the number of full passes made.
+    pub async fn migration_cursor(&self) -> Result<(Option<Eui64>, u64)> {
+        let row: Option<(String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT eui, pass FROM migration_cursor WHERE name = 'discovery'"
+        )
+        .fetch_optional(p)
+        .await?);
+        match row {
+            None => Ok((None, 0)),
+            Some((e, pass)) if e.is_empty() => Ok((None, pass.max(0) as u64)),
+            Some((e, pass)) => Ok((
+                Some(eui("migration_cursor", "eui", &e)?),
+                pass.max(0) as u64,
+            )),
+        }
+    }
+
+    /// Move the discovery cursor.
+    pub async fn migration_set_cursor(&self, after: Option<Eui64>, pass: u64) -> Result<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO migration_cursor (name, eui, pass) VALUES ('discovery', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET eui = excluded.eui, pass = excluded.pass"
+        )
+        .bind(after.map(|e| e.to_compact()).unwrap_or_default())
+        .bind(pass.min(i64::MAX as u64) as i64)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Discovery: transitional devices after `after` (EUI order) that are untracked or
+    /// whose record may change on re-evaluation (not eligible, paused), at most `limit`.
+    /// Served by the `devices (cos_credential, eui)` index: the cost is the page's.
+    pub async fn migration_discover_page(
+        &self,
+        after: Option<Eui64>,
+        limit: u32,
+        switch_from: jiff::civil::Date,
+    ) -> Result<Vec<MigrationView>> {
+        let sql = format!(
+            "SELECT {VIEW_COLS} FROM devices d LEFT JOIN migration_devices m ON m.eui = d.eui \
+             WHERE d.cos_credential = $2 AND d.eui > $3 \
+             AND (m.state IS NULL OR m.state IN ($4, $5)) ORDER BY d.eui LIMIT $6"
+        );
+        let rows: Vec<ViewTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(switch_from.to_string())
+            .bind(CosCredential::Transitional.as_str())
+            .bind(after.map(|e| e.to_compact()).unwrap_or_default())
+            .bind(MigrationState::NotEligible.as_str())
+            .bind(MigrationState::Paused.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        self.views_from(rows).await
+    }
+
+    /// Tracked devices in `state`, by EUI after `after`, at most `limit`, as views (served
+    /// by the `migration_devices (state, eui)` index).
+    pub async fn migration_views_in(
+        &self,
+        state: MigrationState,
+        after: Option<Eui64>,
+        limit: u32,
+        switch_from: jiff::civil::Date,
+    ) -> Result<Vec<MigrationView>> {
+        let sql = format!(
+            "SELECT {VIEW_COLS} FROM migration_devices m JOIN devices d ON d.eui = m.eui \
+             WHERE m.state = $2 AND m.eui > $3 ORDER BY m.eui LIMIT $4"
+        );
+        let rows: Vec<ViewTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(switch_from.to_string())
+            .bind(state.as_str())
+            .bind(after.map(|e| e.to_compact()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        self.views_from(rows).await
+    }
+
+    /// Transitional devices whose MPxN has a registration starting after `switch_from`,
+    /// untracked or not eligible, candidate or paused; at most `limit`, by EUI. Served by
+    /// the `registration (effective_from)` index: the cost is that of the switches coming.
+    pub async fn migration_switch_views(
+        &self,
+        limit: u32,
+        switch_from: jiff::civil::Date,
+    ) -> Result<Vec<MigrationView>> {
+        let sql = format!(
+            "SELECT {VIEW_COLS} FROM devices d LEFT JOIN migration_devices m ON m.eui = d.eui \
+             WHERE d.mpxn IN (SELECT r.mpxn FROM registration r WHERE r.effective_from > $1) \
+             AND d.cos_credential = $2 AND (m.state IS NULL OR m.state IN ($3, $4, $5)) \
+             ORDER BY d.eui LIMIT $6"
+        );
+        let rows: Vec<ViewTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(switch_from.to_string())
+            .bind(CosCredential::Transitional.as_str())
+            .bind(MigrationState::NotEligible.as_str())
+            .bind(MigrationState::Candidate.as_str())
+            .bind(MigrationState::Paused.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        self.views_from(rows).await
+    }
+
+    /// Views from rows of [`VIEW_COLS`], with the records of the tracked ones (read by key).
+    async fn views_from(&self, rows: Vec<ViewTuple>) -> Result<Vec<MigrationView>> {
+        let tracked: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.10.is_some())
+            .map(|r| r.0.as_str())
+            .collect();
+        let mut records = std::collections::HashMap::new();
+        for chunk in tracked.chunks(500) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})");
+            let recs: Vec<RecTuple> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for e in chunk {
+                    q = q.bind(*e);
+                }
+                q.fetch_all(p).await?
+            });
+            for r in recs {
+                let r = rec_from(r)?;
+                records.insert(r.eui, r);
+            }
+        }
+        rows.into_iter()
+            .map(|row| view_from(row, &mut records))
+            .collect()
     }
 
     /// The id of a change-of-supplier request pending for the device (any kind, received,

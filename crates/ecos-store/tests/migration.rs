@@ -257,8 +257,78 @@ async fn switch_coming_is_flagged(s: Store) {
     assert!(!v[0].switch_coming);
 }
 
+/// The indexed selection queries: discovery pages from a cursor (untracked, not eligible
+/// and paused transitional devices only), views by state, switches coming, counts by state.
+async fn indexed_selection_queries(s: Store) {
+    seed(&s, 6).await; // 0..=4 transitional, 5 enduring
+    let now = t("2026-06-01T10:00:00Z");
+    let from = common::d("2026-06-01");
+    assert_eq!(s.migration_cursor().await.unwrap(), (None, 0));
+    s.migration_set_cursor(Some(dev(1)), 3).await.unwrap();
+    assert_eq!(s.migration_cursor().await.unwrap(), (Some(dev(1)), 3));
+    s.migration_set_cursor(None, 4).await.unwrap();
+    assert_eq!(s.migration_cursor().await.unwrap(), (None, 4));
+    s.migration_track(dev(1), S::Candidate, None, None, None, now, "c")
+        .await
+        .unwrap();
+    s.migration_track(dev(2), S::NotEligible, Some("x"), None, None, now, "n")
+        .await
+        .unwrap();
+    s.migration_track(dev(3), S::Excluded, Some("y"), None, None, now, "e")
+        .await
+        .unwrap();
+    let eui = |v: Vec<ecos_store::migration::MigrationView>| {
+        v.iter().map(|v| v.eui.to_u64() & 0xFF).collect::<Vec<_>>()
+    };
+    let page = s.migration_discover_page(None, 10, from).await.unwrap();
+    assert_eq!(page[1].record.as_ref().unwrap().state, S::NotEligible);
+    assert_eq!(eui(page), vec![0, 2, 4]);
+    assert_eq!(
+        eui(s
+            .migration_discover_page(Some(dev(0)), 1, from)
+            .await
+            .unwrap()),
+        vec![2]
+    );
+    let c = s
+        .migration_views_in(S::Candidate, None, 10, from)
+        .await
+        .unwrap();
+    assert_eq!(c[0].record.as_ref().unwrap().state, S::Candidate);
+    assert_eq!(eui(c), vec![1]);
+    assert_eq!(
+        s.migration_count_in(&[S::Candidate, S::Excluded, S::Sent])
+            .await
+            .unwrap(),
+        2
+    );
+    // dev(4)'s MPAN has a registration starting after the as-of date.
+    let mut d = s.device(dev(4)).await.unwrap().unwrap();
+    d.mpxn = Some(common::m("1312345678907"));
+    s.upsert_device(&d).await.unwrap();
+    common::import_reg(
+        &s,
+        "r1",
+        ecos_store::ImportMode::Refresh,
+        "mpxn,supplier_mpid,effective_from,effective_to\n\
+         1312345678907,ACEE,2020-01-01,2026-06-30\n1312345678907,BDEE,2026-07-01,\n",
+    )
+    .await
+    .unwrap();
+    let sw = s.migration_switch_views(10, from).await.unwrap();
+    assert!(sw[0].switch_coming);
+    assert_eq!(eui(sw), vec![4]);
+    assert!(
+        s.migration_switch_views(10, common::d("2026-07-01"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 suite!(
     lifecycle_with_log_and_credential_switch,
     retries_pauses_counts_and_views,
-    switch_coming_is_flagged
+    switch_coming_is_flagged,
+    indexed_selection_queries
 );
