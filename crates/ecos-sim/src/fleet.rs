@@ -28,6 +28,8 @@ pub enum KeySource {
     /// certificates the PKI writes for the store's inventory (slower: each
     /// call issues the two device certificates again).
     TestPki(Arc<TestPki>),
+    /// Given up front, by EUI (benchmarks: minted once, no per-command cost).
+    Fixed(Arc<std::collections::HashMap<Eui64, DeviceKeys>>),
 }
 
 impl KeySource {
@@ -50,6 +52,7 @@ impl KeySource {
                     ka: Arc::new(ka),
                 })
             }
+            KeySource::Fixed(m) => m.get(&eui).cloned().ok_or(SimError::UnknownDevice(eui)),
         }
     }
 
@@ -57,7 +60,9 @@ impl KeySource {
     pub fn ka_public(&self, eui: Eui64) -> Result<P256PublicKey, SimError> {
         match self {
             KeySource::Seeded(s) => s.ka_public(eui),
-            KeySource::TestPki(_) => Ok(self.keys(eui)?.ka.public_key().clone()),
+            KeySource::TestPki(_) | KeySource::Fixed(_) => {
+                Ok(self.keys(eui)?.ka.public_key().clone())
+            }
         }
     }
 
@@ -65,7 +70,9 @@ impl KeySource {
     pub fn ds_public(&self, eui: Eui64) -> Result<P256PublicKey, SimError> {
         match self {
             KeySource::Seeded(s) => s.ds_public(eui),
-            KeySource::TestPki(_) => Ok(self.keys(eui)?.ds.public_key().clone()),
+            KeySource::TestPki(_) | KeySource::Fixed(_) => {
+                Ok(self.keys(eui)?.ds.public_key().clone())
+            }
         }
     }
 }

@@ -794,6 +794,19 @@ impl Store {
         Ok(())
     }
 
+    /// Insert or replace many device records in one transaction, without a file record:
+    /// for initial loads and benchmarks (imports go through [`Store::import_inventory`]).
+    pub async fn upsert_devices_bulk(&self, devices: &[Device]) -> Result<()> {
+        let records: Vec<(&Device, Option<&str>, Option<i64>)> =
+            devices.iter().map(|d| (d, None, None)).collect();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            upsert_devices!(self.dollar(), tx, &records, &mut |_| {});
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Record a successful contact with a device. Returns false when the device is unknown.
     pub async fn record_device_contact(&self, eui: Eui64, at: Timestamp) -> Result<bool> {
         let n = on_pool!(self, |p| sqlx::query(

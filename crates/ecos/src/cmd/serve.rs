@@ -57,6 +57,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(dir) => {
                 let pki = crate::wiring::load_pki_dir(&dir)?;
                 let store = crate::wiring::open_store(&config).await?;
+                let party_keys = pki.keys.clone();
+                let mut migration_runner = None;
                 let mut party = ecos_party::Party::new(
                     config.party.clone(),
                     ecos_smki::MpidRules::default(),
@@ -73,6 +75,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                         .seed,
                     )?);
                     let fleet = crate::wiring::demo_fleet(&test_pki, ecos_party::demo::SUPPLIER_A)?;
+                    // The migration's own link to the same meters; their answers to it
+                    // are kept in the store's migration inbox.
+                    let (mlink, mut mrx) = crate::wiring::SimLink::new(fleet.clone());
+                    let inbox = store.clone();
+                    background.push(tokio::spawn(async move {
+                        while let Some((d, bytes)) = mrx.recv().await {
+                            if let Err(e) = inbox
+                                .migration_inbox_push(d, &bytes, jiff::Timestamp::now())
+                                .await
+                            {
+                                tracing::warn!(device = %d, error = %e, "migration answer not kept");
+                            }
+                        }
+                    }));
+                    migration_runner = Some(ecos_migration::Migrator::new(
+                        store.clone(),
+                        party_keys,
+                        vec![test_pki.issuing_ca().cert.clone()],
+                        ecos_migration::MigrationConfig::default(),
+                        std::sync::Arc::new(mlink),
+                    )?);
                     let (link, rx) = crate::wiring::SimLink::new(fleet);
                     party = party.with_transport(std::sync::Arc::new(link));
                     receiver = Some(rx);
@@ -91,6 +114,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
                 }));
                 parts.handler = Some(party);
+                parts.migration = Some(crate::serve::migration::MigrationControl::new(
+                    store.clone(),
+                    ecos_migration::MigrationConfig::default(),
+                    migration_runner,
+                    std::time::Duration::from_secs(5),
+                ));
                 store_for_bridge = Some(store);
                 tracing::info!(pki = %dir.display(), "6.23 pipeline ready");
             }

@@ -16,6 +16,7 @@ pub mod conn;
 pub mod delivery;
 pub mod duis;
 pub mod metrics;
+pub mod migration;
 pub mod tls;
 
 #[cfg(test)]
@@ -141,6 +142,8 @@ pub struct Parts {
     pub outbound: Option<Arc<dyn OutboundQueue>>,
     /// The effective configuration, masked, shown by the admin API.
     pub config: Option<Config>,
+    /// The TCoS → ECoS migration's control (admin endpoints and metrics).
+    pub migration: Option<Arc<migration::MigrationControl>>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -149,6 +152,7 @@ impl std::fmt::Debug for Parts {
             .field("handler", &self.handler.is_some())
             .field("readiness", &self.readiness.is_some())
             .field("outbound", &self.outbound.is_some())
+            .field("migration", &self.migration.is_some())
             .finish()
     }
 }
@@ -164,6 +168,7 @@ pub(crate) struct AppState {
     shutting_down: AtomicBool,
     started: Instant,
     config: Option<Config>,
+    migration: Option<Arc<migration::MigrationControl>>,
 }
 
 impl AppState {
@@ -256,6 +261,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
             config: parts.config.map(|c| c.masked()),
+            migration: parts.migration,
         });
         Ok(Server {
             state,
@@ -350,6 +356,7 @@ pub(crate) fn router(state: Arc<AppState>) -> (Router, Vec<RouteId>) {
     if let Some(token) = state.settings.admin_token.clone() {
         let mut a = Routes::new();
         admin::routes(&mut a);
+        migration::routes(&mut a);
         let layer =
             axum::middleware::from_fn_with_state(Arc::<str>::from(token), admin::require_bearer);
         r.router = r.router.merge(a.router.route_layer(layer));
@@ -765,6 +772,9 @@ async fn metrics_endpoint(State(st): State<Arc<AppState>>) -> Response {
     if let Ok(d) = st.outbound.depth().await {
         ::metrics::gauge!(m::QUEUE_DEPTH, "queue" => m::QUEUE_OUTBOUND).set(d.undelivered as f64);
         ::metrics::gauge!(m::QUEUE_DEPTH, "queue" => m::QUEUE_OUTBOUND_PARKED).set(d.parked as f64);
+    }
+    if let Some(mig) = &st.migration {
+        mig.update_metrics().await;
     }
     st.metrics.run_upkeep();
     let mut resp = st.metrics.render().into_response();
