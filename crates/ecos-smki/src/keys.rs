@@ -36,6 +36,9 @@ pub enum KeyError {
     /// The signing or agreement operation failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// A key held in a hardware token (PKCS#11) could not be used.
+    #[error("key token: {0}")]
+    Token(String),
 }
 
 /// An uncompressed SEC1 P-256 public key (65 bytes, `04 || x || y`).
