@@ -228,6 +228,7 @@ impl Party {
             &subject,
             &serde_json::json!({
                 "reason": refused.reason.code(),
+                "check": refused.reason.check(),
                 "response_code": code,
                 "evidence": refused.reason,
                 "message": refused.reason.to_string(),

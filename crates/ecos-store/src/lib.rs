@@ -112,6 +112,7 @@ pub mod migration;
 pub mod model;
 pub mod mpxn;
 pub mod pipeline;
+pub mod report;
 mod store;
 
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
@@ -129,5 +130,9 @@ pub use mpxn::{CheckDigitPolicies, CheckDigitPolicy, Fuel, Mpxn, MpxnError};
 pub use pipeline::{
     AuditBreak, AuditEntry, AuditVerification, NewAuditEntry, NewRequest, OutboundMessage,
     RequestKind, RequestState, RequestUpdate, StoredRequest,
+};
+pub use report::{
+    FailureExample, FailureReport, LatencySeries, LatencyStats, MigrationBucket, MigrationProgress,
+    ReasonGroup, RetryBacklog, ServiceUserGroup, TrafficBucket, TrafficSeries, Window,
 };
 pub use store::{BackendKind, Store, StoreConfig, StoreLocation};

@@ -56,6 +56,9 @@ enum Command {
     Migrate(cmd::migrate::MigrateCommand),
     /// MPID readiness: would an organisation's 6.23 pass today and on the switch date, per MPxN and meter.
     Readiness(cmd::readiness::ReadinessArgs),
+    /// Reports over recorded traffic: refused requests by reason and service user.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
 }
 
 mod cmd;
@@ -77,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(c) => cmd::sim::run(c),
         Command::Migrate(c) => cmd::migrate::run(c),
         Command::Readiness(a) => cmd::readiness::run(a),
+        Command::Report(c) => cmd::report::run(c),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Audit(c) => cmd::audit::run(c),

@@ -123,6 +123,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // 3. Party, fleet, service
     let fleet = wiring::demo_fleet(&pki, demo::SUPPLIER_A)?;
     let (link, responses) = wiring::SimLink::new(fleet.clone());
+    let readiness = crate::serve::dashboard::ReadinessInputs::new(
+        demo::registry(&pki),
+        party_config.clone(),
+        pki.organisations()
+            .iter()
+            .map(|o| o.xml_sign.cert.clone())
+            .collect(),
+    );
     let party =
         Arc::new(demo::party(&pki, store.clone(), party_config)?.with_transport(Arc::new(link)));
     let receiver = wiring::spawn_device_receiver(party.clone(), responses);
@@ -137,6 +145,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Parts {
             handler: Some(party.clone()),
             config: Some(config.clone()),
+            dashboard: Some(Arc::new(
+                crate::serve::dashboard::Dashboard::new(store.clone()).with_readiness(readiness),
+            )),
             ..Parts::default()
         },
     )
@@ -150,7 +161,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }));
     println!(
         "3. The service listens on http://{addr} (POST DUIS to /api/v1/serviceS; GET /metrics, \
-         /healthz, /api/v1/responses). Behind it, {} simulated meters hold supplier ACEE's \
+         /healthz, /api/v1/responses; the dashboard at http://{addr}/). Behind it, {} simulated meters hold supplier ACEE's \
          certificates and their CoS credential.\n",
         fleet.len()
     );

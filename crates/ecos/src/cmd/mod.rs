@@ -11,5 +11,6 @@ pub mod migrate;
 pub mod pki;
 pub mod readiness;
 pub mod regdata;
+pub mod report;
 pub mod serve;
 pub mod sim;

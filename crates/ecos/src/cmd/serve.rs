@@ -120,6 +120,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     migration_runner,
                     std::time::Duration::from_secs(5),
                 ));
+                let mut dashboard = crate::serve::dashboard::Dashboard::new(store.clone());
+                match crate::serve::dashboard::ReadinessInputs::from_pki_dir(&dir, config.party.clone()) {
+                    Ok(r) => dashboard = dashboard.with_readiness(r),
+                    Err(e) => tracing::warn!("dashboard readiness view off: {e:#}"),
+                }
+                parts.dashboard = Some(std::sync::Arc::new(dashboard));
                 store_for_bridge = Some(store);
                 tracing::info!(pki = %dir.display(), "6.23 pipeline ready");
             }

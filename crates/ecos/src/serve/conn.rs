@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt as _;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +20,17 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// Time allowed to receive a request's headers.
     pub header_read_timeout: Duration,
+}
+
+/// Put the peer address in each request's extensions (`ConnectInfo`).
+fn with_peer<B>(
+    addr: std::net::SocketAddr,
+) -> impl FnMut(axum::http::Request<B>) -> axum::http::Request<B> + Clone {
+    move |mut req| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+        req
+    }
 }
 
 /// Serve `app` on `listener` until `stop` turns true, then stop accepting,
@@ -32,8 +44,7 @@ pub async fn serve<L>(
     grace: Duration,
 ) -> bool
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -55,7 +66,9 @@ where
             c = listener.accept() => c,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let svc = TowerToHyperService::new(app.clone());
+        // The peer address, for handlers that treat loopback clients differently.
+        // The peer address, for handlers that treat loopback clients differently.
+        let svc = TowerToHyperService::new(app.clone().map_request(with_peer(addr)));
         let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
         let watched = graceful.watch(conn);
         tokio::spawn(async move {

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod admission;
 pub mod conn;
+pub mod dashboard;
 // The producer side (push) is for the 6.23 pipeline, which the binary wires in.
 #[allow(dead_code)]
 pub mod delivery;
@@ -144,6 +145,8 @@ pub struct Parts {
     pub config: Option<Config>,
     /// The TCoS → ECoS migration's control (admin endpoints and metrics).
     pub migration: Option<Arc<migration::MigrationControl>>,
+    /// The dashboard's data sources (without: its endpoints answer 503).
+    pub dashboard: Option<Arc<dashboard::Dashboard>>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -169,6 +172,7 @@ pub(crate) struct AppState {
     started: Instant,
     config: Option<Config>,
     migration: Option<Arc<migration::MigrationControl>>,
+    dashboard: Option<Arc<dashboard::Dashboard>>,
 }
 
 impl AppState {
@@ -262,6 +266,7 @@ impl Server {
             started: Instant::now(),
             config: parts.config.map(|c| c.masked()),
             migration: parts.migration,
+            dashboard: parts.dashboard,
         });
         Ok(Server {
             state,
@@ -353,10 +358,12 @@ pub(crate) fn router(state: Arc<AppState>) -> (Router, Vec<RouteId>) {
         MethodFilter::GET,
         admin::openapi,
     );
+    dashboard::routes(&mut r, &state);
     if let Some(token) = state.settings.admin_token.clone() {
         let mut a = Routes::new();
         admin::routes(&mut a);
         migration::routes(&mut a);
+        dashboard::admin_routes(&mut a);
         let layer =
             axum::middleware::from_fn_with_state(Arc::<str>::from(token), admin::require_bearer);
         r.router = r.router.merge(a.router.route_layer(layer));
