@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 
 use clap::{Subcommand, ValueEnum};
-use ecos_store::{FailureExample, FailureReport, Window};
-use jiff::{SignedDuration, Timestamp};
+use ecos_store::{FailureReport, Window};
+
+pub use crate::serve::dashboard::{failures_csv as to_csv, parse_instant};
+use jiff::Timestamp;
 
 use super::regdata::{StoreArgs, runtime};
 
@@ -42,107 +44,6 @@ pub enum ReportCommand {
         #[arg(long, default_value = "table")]
         format: Format,
     },
-}
-
-/// An instant: RFC 3339 (`2026-06-01T10:00:00Z`), or a duration before `now`
-/// (`90m`, `24h`, `7d`, `1h30m`; a leading `-` is allowed).
-pub fn parse_instant(s: &str, now: Timestamp) -> Result<Timestamp, String> {
-    let s = s.trim();
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let ago = s.strip_prefix('-').unwrap_or(s);
-    // `7d`: days as 24 hours (the friendly format has no days for absolute durations).
-    let d = match ago.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
-        Some(days) => days
-            .checked_mul(24)
-            .map(SignedDuration::from_hours)
-            .ok_or_else(|| format!("{s:?}: too many days"))?,
-        None => ago.parse::<SignedDuration>().map_err(|_| {
-            format!("{s:?} is neither an RFC 3339 instant nor a duration like 90m, 24h or 7d")
-        })?,
-    };
-    if d.is_negative() {
-        return Err(format!("{s:?}: a duration before now must be positive"));
-    }
-    now.checked_sub(d).map_err(|e| format!("{s:?}: {e}"))
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// The report as CSV: one line per group with its latest example; the
-/// `examples` column lists every example's RequestID.
-pub fn to_csv(r: &FailureReport) -> String {
-    let mut out = String::from(
-        "group,key,name,refused,accepted,service_users,check,response_code,first,last,\
-         example_request_id,example_at,example_message,examples\n",
-    );
-    let ids = |ex: &[FailureExample]| {
-        ex.iter()
-            .map(|e| e.request_id.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let latest = |ex: &[FailureExample]| {
-        ex.last()
-            .map(|e| [e.request_id.clone(), e.at.to_string(), e.message.clone()])
-            .unwrap_or_default()
-    };
-    for g in &r.by_reason {
-        let [id, at, msg] = latest(&g.examples);
-        let cells = [
-            "reason".to_string(),
-            g.reason.clone(),
-            String::new(),
-            g.count.to_string(),
-            String::new(),
-            g.service_users.to_string(),
-            g.check.clone().unwrap_or_default(),
-            g.response_code.clone().unwrap_or_default(),
-            g.first.to_string(),
-            g.last.to_string(),
-            id,
-            at,
-            msg,
-            ids(&g.examples),
-        ];
-        let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-        let _ = writeln!(out, "{}", line.join(","));
-    }
-    for u in &r.by_service_user {
-        let [id, at, msg] = latest(&u.examples);
-        let cells = [
-            "service_user".to_string(),
-            u.service_user.clone(),
-            u.name.clone().unwrap_or_default(),
-            u.refused.to_string(),
-            u.accepted.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            u.examples
-                .first()
-                .map(|e| e.at.to_string())
-                .unwrap_or_default(),
-            u.examples
-                .last()
-                .map(|e| e.at.to_string())
-                .unwrap_or_default(),
-            id,
-            at,
-            msg,
-            ids(&u.examples),
-        ];
-        let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-        let _ = writeln!(out, "{}", line.join(","));
-    }
-    out
 }
 
 fn short(t: Timestamp) -> String {
@@ -252,6 +153,7 @@ mod tests {
     use super::*;
     use ecos_party::demo::{self, RequestSpec};
     use ecos_store::{StoreConfig, StoreLocation};
+    use jiff::SignedDuration;
 
     #[test]
     fn instants_and_durations() {

@@ -23,6 +23,34 @@ pub struct ServeArgs {
     simulate_devices: bool,
 }
 
+/// The dashboard's readiness inputs from a PKI directory written by `ecos pki
+/// init`: its trust store and every `xml-sign` certificate of its index.
+fn readiness_inputs(
+    dir: &std::path::Path,
+    config: ecos_party::PartyConfig,
+) -> anyhow::Result<crate::serve::dashboard::ReadinessInputs> {
+    let index_path = dir.join("index.json");
+    let index: ecos_smki::testpki::Index = serde_json::from_slice(
+        &std::fs::read(&index_path).with_context(|| format!("reading {}", index_path.display()))?,
+    )
+    .with_context(|| format!("{} is not an ecos PKI index", index_path.display()))?;
+    let certificates = index
+        .entries
+        .iter()
+        .filter(|e| e.credential == "xml-sign")
+        .map(|e| {
+            ecos_smki::Certificate::load(dir.join(&e.certificate))
+                .with_context(|| format!("certificate {}", e.certificate))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let smki = crate::wiring::load_pki_dir(dir)?.registry;
+    Ok(crate::serve::dashboard::ReadinessInputs::new(
+        smki,
+        config,
+        certificates,
+    ))
+}
+
 /// Install the tracing subscriber for `log`.
 pub fn init_logging(log: &LogConfig) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
@@ -121,7 +149,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     std::time::Duration::from_secs(5),
                 ));
                 let mut dashboard = crate::serve::dashboard::Dashboard::new(store.clone());
-                match crate::serve::dashboard::ReadinessInputs::from_pki_dir(&dir, config.party.clone()) {
+                match readiness_inputs(&dir, config.party.clone()) {
                     Ok(r) => dashboard = dashboard.with_readiness(r),
                     Err(e) => tracing::warn!("dashboard readiness view off: {e:#}"),
                 }

@@ -28,7 +28,9 @@ use axum::routing::MethodFilter;
 use ecos_party::readiness;
 use ecos_party::{PartyConfig, SmkiRegistry};
 use ecos_smki::{Certificate, MpidRules, Mpids};
-use ecos_store::{Store, Window};
+use std::fmt::Write as _;
+
+use ecos_store::{FailureExample, FailureReport, Store, Window};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -72,29 +74,6 @@ impl ReadinessInputs {
             config,
             certificates,
         }
-    }
-
-    /// From a PKI directory written by `ecos pki init`: its trust store and
-    /// every `xml-sign` certificate of its index.
-    pub fn from_pki_dir(dir: &std::path::Path, config: PartyConfig) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let index_path = dir.join("index.json");
-        let index: ecos_smki::testpki::Index = serde_json::from_slice(
-            &std::fs::read(&index_path)
-                .with_context(|| format!("reading {}", index_path.display()))?,
-        )
-        .with_context(|| format!("{} is not an ecos PKI index", index_path.display()))?;
-        let certificates = index
-            .entries
-            .iter()
-            .filter(|e| e.credential == "xml-sign")
-            .map(|e| {
-                Certificate::load(dir.join(&e.certificate))
-                    .with_context(|| format!("certificate {}", e.certificate))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let smki = crate::wiring::load_pki_dir(dir)?.registry;
-        Ok(ReadinessInputs::new(smki, config, certificates))
     }
 }
 
@@ -248,6 +227,107 @@ impl Dashboard {
         *cache = Some((Instant::now(), v.clone()));
         Ok(v)
     }
+}
+
+/// An instant: RFC 3339 (`2026-06-01T10:00:00Z`), or a duration before `now`
+/// (`90m`, `24h`, `7d`, `1h30m`; a leading `-` is allowed).
+pub fn parse_instant(s: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let ago = s.strip_prefix('-').unwrap_or(s);
+    // `7d`: days as 24 hours (the friendly format has no days for absolute durations).
+    let d = match ago.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
+        Some(days) => days
+            .checked_mul(24)
+            .map(SignedDuration::from_hours)
+            .ok_or_else(|| format!("{s:?}: too many days"))?,
+        None => ago.parse::<SignedDuration>().map_err(|_| {
+            format!("{s:?} is neither an RFC 3339 instant nor a duration like 90m, 24h or 7d")
+        })?,
+    };
+    if d.is_negative() {
+        return Err(format!("{s:?}: a duration before now must be positive"));
+    }
+    now.checked_sub(d).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The report as CSV: one line per group with its latest example; the
+/// `examples` column lists every example's RequestID.
+pub fn failures_csv(r: &FailureReport) -> String {
+    let mut out = String::from(
+        "group,key,name,refused,accepted,service_users,check,response_code,first,last,\
+         example_request_id,example_at,example_message,examples\n",
+    );
+    let ids = |ex: &[FailureExample]| {
+        ex.iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let latest = |ex: &[FailureExample]| {
+        ex.last()
+            .map(|e| [e.request_id.clone(), e.at.to_string(), e.message.clone()])
+            .unwrap_or_default()
+    };
+    for g in &r.by_reason {
+        let [id, at, msg] = latest(&g.examples);
+        let cells = [
+            "reason".to_string(),
+            g.reason.clone(),
+            String::new(),
+            g.count.to_string(),
+            String::new(),
+            g.service_users.to_string(),
+            g.check.clone().unwrap_or_default(),
+            g.response_code.clone().unwrap_or_default(),
+            g.first.to_string(),
+            g.last.to_string(),
+            id,
+            at,
+            msg,
+            ids(&g.examples),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+        let _ = writeln!(out, "{}", line.join(","));
+    }
+    for u in &r.by_service_user {
+        let [id, at, msg] = latest(&u.examples);
+        let cells = [
+            "service_user".to_string(),
+            u.service_user.clone(),
+            u.name.clone().unwrap_or_default(),
+            u.refused.to_string(),
+            u.accepted.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            u.examples
+                .first()
+                .map(|e| e.at.to_string())
+                .unwrap_or_default(),
+            u.examples
+                .last()
+                .map(|e| e.at.to_string())
+                .unwrap_or_default(),
+            id,
+            at,
+            msg,
+            ids(&u.examples),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+        let _ = writeln!(out, "{}", line.join(","));
+    }
+    out
 }
 
 /// Register the page, its assets and the guarded JSON endpoints.
@@ -411,11 +491,11 @@ pub(crate) fn window_of(
     now: Timestamp,
 ) -> Result<Window, String> {
     let until = match until {
-        Some(s) => crate::cmd::report::parse_instant(s, now)?,
+        Some(s) => parse_instant(s, now)?,
         None => now,
     };
     let since = match since {
-        Some(s) => crate::cmd::report::parse_instant(s, now)?,
+        Some(s) => parse_instant(s, now)?,
         None => until
             .checked_sub(default_width)
             .map_err(|e| format!("since: {e}"))?,
@@ -447,6 +527,8 @@ struct Ctx {
     q: WindowQuery,
 }
 
+// The error is the finished response; it is returned once per request.
+#[allow(clippy::result_large_err)]
 fn ctx(st: &AppState, q: Q, default_width: SignedDuration) -> Result<Ctx, Response> {
     let Query(q) = q.map_err(|e| json_error(StatusCode::BAD_REQUEST, &e.body_text()))?;
     let dash = st.dashboard.clone().ok_or_else(|| {
@@ -563,7 +645,7 @@ async fn admin_failures(State(st): State<Arc<AppState>>, q: Q) -> Response {
     match c.q.format.as_deref().unwrap_or("json") {
         "json" => axum::Json(report).into_response(),
         "csv" => {
-            let mut resp = crate::cmd::report::to_csv(&report).into_response();
+            let mut resp = failures_csv(&report).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/csv; charset=utf-8"),
