@@ -97,6 +97,9 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite reported an error on the direct (synchronous) read or bulk-write path.
+    #[error("database (SQLite): {0}")]
+    Sqlite(String),
     /// Applying the schema migrations failed.
     #[error("schema migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -3,6 +3,7 @@
 //! The formats are documented in the crate docs ([`crate`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -25,6 +26,10 @@ pub enum ImportMode {
     Refresh,
     /// A delta: rows upsert (or, with `action=delete`, remove) single periods or fields.
     Update,
+    /// Registration data only: a refresh that is the provider's whole population from its
+    /// date on ([`ImportOptions::as_of`]). The listed MPxNs are refreshed; the provider's
+    /// periods of every other MPxN are end-dated the day before (see the crate docs).
+    FullRefresh,
 }
 
 impl ImportMode {
@@ -33,6 +38,7 @@ impl ImportMode {
         match self {
             ImportMode::Refresh => "refresh",
             ImportMode::Update => "update",
+            ImportMode::FullRefresh => "full-refresh",
         }
     }
 }
@@ -43,7 +49,10 @@ impl std::str::FromStr for ImportMode {
         match s.to_ascii_lowercase().as_str() {
             "refresh" => Ok(ImportMode::Refresh),
             "update" => Ok(ImportMode::Update),
-            _ => Err(format!("import mode {s:?}: expected refresh or update")),
+            "full-refresh" | "full" => Ok(ImportMode::FullRefresh),
+            _ => Err(format!(
+                "import mode {s:?}: expected refresh, update or full-refresh"
+            )),
         }
     }
 }
@@ -99,12 +108,17 @@ pub struct ImportOptions {
     pub file_id: String,
     /// Refresh or update.
     pub mode: ImportMode,
-    /// The data provider, for sequence checking of update files.
+    /// The data provider: for sequence checking, and the population a full refresh replaces
+    /// (a full refresh ends only periods imported from files of the same provider).
     pub source: Option<String>,
     /// The file's sequence number from its provider; update files must come in order, no gaps.
     pub sequence: Option<u64>,
     /// Check-digit strictness for MPxNs in the file.
     pub check_digits: CheckDigitPolicies,
+    /// Full refresh only: the first day the file is the provider's whole population (default:
+    /// the import's date in the store's as-of time zone). Absent MPxNs' periods end the day
+    /// before.
+    pub as_of: Option<Date>,
 }
 
 impl ImportOptions {
@@ -116,7 +130,15 @@ impl ImportOptions {
             source: None,
             sequence: None,
             check_digits: CheckDigitPolicies::default(),
+            as_of: None,
         }
+    }
+
+    /// The provider recorded with the file (empty when only a sequence number is given).
+    pub(crate) fn recorded_source(&self) -> Option<String> {
+        self.source
+            .clone()
+            .or_else(|| self.sequence.map(|_| String::new()))
     }
 }
 
@@ -161,12 +183,27 @@ pub struct ImportSummary {
     pub written: u64,
     /// Rows removed from the store (replaced histories, deleted periods).
     pub removed: u64,
+    /// Full refresh: the provider's periods of unlisted MPxNs that were end-dated (or removed,
+    /// when they would only have started after the end).
+    pub end_dated: u64,
     /// Rows whose MPxN fails its check digit (accepted under the warn policy).
     pub check_digit_warnings: u64,
     /// The same file (same id and content) had already been imported; nothing was applied.
     pub already_imported: bool,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// Refuse a full refresh of anything but registration data.
+pub(crate) fn only_registration_full(kind: FileKind, opts: &ImportOptions) -> Result<()> {
+    if opts.mode == ImportMode::FullRefresh && kind != FileKind::Registration {
+        return Err(StoreError::Invalid(format!(
+            "{}: a full refresh applies to registration data only, not to {} files",
+            opts.file_id,
+            kind.as_str()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn row_err(file: &str, line: u64, error: RowError) -> StoreError {
@@ -365,7 +402,7 @@ pub(crate) struct RegRow {
 pub(crate) struct Period {
     pub mpid: String,
     pub to: Option<Date>,
-    pub file: String,
+    pub file: Arc<str>,
     pub line: u64,
     /// Whether it comes from the file being imported.
     pub from_file: bool,
@@ -499,6 +536,7 @@ pub(crate) fn plan_registration(
     existing: Vec<crate::model::Registration>,
 ) -> Result<BTreeMap<Mpxn, BTreeMap<Date, Period>>> {
     let file = &opts.file_id;
+    let file_arc: Arc<str> = Arc::from(file.as_str());
     let mut hist: BTreeMap<Mpxn, BTreeMap<Date, Period>> = BTreeMap::new();
     for r in existing {
         hist.entry(r.mpxn).or_default().insert(
@@ -506,7 +544,7 @@ pub(crate) fn plan_registration(
             Period {
                 mpid: r.mpid,
                 to: r.effective_to,
-                file: r.source_file,
+                file: Arc::from(r.source_file),
                 line: r.source_line,
                 from_file: false,
             },
@@ -549,7 +587,7 @@ pub(crate) fn plan_registration(
                 Period {
                     mpid: r.mpid,
                     to: r.to,
-                    file: file.clone(),
+                    file: file_arc.clone(),
                     line: r.line,
                     from_file: true,
                 },
@@ -844,6 +882,7 @@ pub struct FileCheck {
 /// the registration periods of each MPxN in the file do not overlap. Use it for a dry run;
 /// an update file can still be refused against the store's data.
 pub fn check_file(kind: FileKind, data: &[u8], opts: &ImportOptions) -> Result<FileCheck> {
+    only_registration_full(kind, opts)?;
     let mut nop = |_: ImportProgress| {};
     let mut progress: ProgressFn<'_> = &mut nop;
     match kind {

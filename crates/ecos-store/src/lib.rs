@@ -4,7 +4,10 @@
 //!
 //! One interface, [`Store`], over two backends: **SQLite** (a file `ecos.db` in the data
 //! directory, WAL journal; the default) and **PostgreSQL** (a URL; several ecos nodes can
-//! share it). Versioned schema migrations (`migrations/sqlite`, `migrations/postgres`, the
+//! share it). On SQLite, point reads (supplier at a date, registration history, device,
+//! service user) and bulk registration writes go through synchronous rusqlite connections
+//! on the same file beside the sqlx pool, without sqlx's per-call hand-over to a worker
+//! thread; every read sees every commit made before it, so nothing is cached. Versioned schema migrations (`migrations/sqlite`, `migrations/postgres`, the
 //! same schema) are applied by [`Store::open`]. Queries are runtime SQL common to both.
 //!
 //! # Storage conventions
@@ -31,9 +34,9 @@
 //! line 1. An import is one transaction: any bad row rejects the whole file with its line
 //! number and nothing is applied. Every file has an id (by default its file name); a file
 //! id is imported once: the same id with the same content is a no-op
-//! ([`ImportSummary::already_imported`]), with other content an error. Update files may
-//! carry a provider name and sequence number ([`ImportOptions::source`],
-//! [`ImportOptions::sequence`]): update sequences must be consecutive (no gaps, no
+//! ([`ImportSummary::already_imported`]), with other content an error. Files may carry
+//! their data provider ([`ImportOptions::source`], recorded with the file) and a sequence
+//! number ([`ImportOptions::sequence`]): update sequences must be consecutive (no gaps, no
 //! reordering), refresh sequences increasing.
 //!
 //! ## Registration data
@@ -55,6 +58,14 @@
 //!
 //! - **Refresh** ([`ImportMode::Refresh`]): authoritative for the MPxNs it lists: each listed
 //!   MPxN's history becomes exactly the file's rows for it. Unlisted MPxNs are untouched.
+//! - **Full refresh** ([`ImportMode::FullRefresh`], registration data only; needs the
+//!   provider): the provider's whole population from the date [`ImportOptions::as_of`]
+//!   (default: the import's as-of date). The listed MPxNs are refreshed as above. Every
+//!   other period imported from a file of the same provider that runs past the day before
+//!   that date is **end-dated** on that day; one that would only start on or after the date
+//!   is removed ([`ImportSummary::end_dated`] counts both). Periods from other providers'
+//!   files, or from files imported without a provider, are untouched; an end-dated period
+//!   keeps its provenance.
 //! - **Update** ([`ImportMode::Update`]): a delta. A row replaces the period of that MPxN
 //!   starting on the same `effective_from`, or adds it; `action=delete` removes it (it must
 //!   exist). Typical switch: end-date the old period and add the new one.
@@ -105,6 +116,7 @@
 
 mod csv;
 pub mod decide;
+mod direct;
 pub mod error;
 pub mod generate;
 pub mod import;

@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ecos_smki::Eui64;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use rusqlite::OptionalExtension;
 use sha2::Digest;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -16,6 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Connection};
 
+use crate::direct::{self, FullRefreshEnd, RegTuple, SqliteDirect, WriteOutcome};
 use crate::error::{Result, StoreError};
 use crate::import::{
     self, FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary, Period,
@@ -124,6 +127,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     pub(crate) config: StoreConfig,
     tz: TimeZone,
+    /// SQLite only: synchronous connections for point reads and bulk registration writes.
+    direct: Option<Arc<SqliteDirect>>,
 }
 
 /// Run the same body against whichever pool the store has; `$p` is bound to the pool.
@@ -138,8 +143,6 @@ macro_rules! on_pool {
 #[allow(unused_imports)]
 pub(crate) use on_pool;
 
-/// Rows per multi-row INSERT statement on SQLite (7 binds each: under the 32766 limit).
-const SQLITE_REG_CHUNK: usize = 4000;
 /// Keys per `IN (...)` list.
 const KEY_CHUNK: usize = 5000;
 
@@ -192,7 +195,6 @@ macro_rules! upsert_devices {
     }};
 }
 
-type RegTuple = (String, String, String, Option<String>, String, i64);
 type BatchTuple = (i64, String, String, String, Option<String>, String, i64);
 type DevTuple = (
     String,
@@ -285,6 +287,22 @@ fn dev_from_tuple(t: DevTuple) -> Result<Device> {
     })
 }
 
+fn dev_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DevTuple> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+    ))
+}
+
 fn split_list(s: &str) -> Vec<String> {
     s.split(' ')
         .filter(|t| !t.is_empty())
@@ -361,6 +379,7 @@ impl Store {
     pub async fn open(location: &StoreLocation, config: StoreConfig) -> Result<Store> {
         let tz = TimeZone::get(&config.as_of_time_zone)
             .map_err(|e| StoreError::TimeZone(config.as_of_time_zone.clone(), e.to_string()))?;
+        let mut direct = None;
         let backend = match location {
             StoreLocation::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -382,6 +401,9 @@ impl Store {
                     .connect_with(opts)
                     .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                if path.as_os_str() != ":memory:" {
+                    direct = Some(Arc::new(SqliteDirect::new(path)?));
+                }
                 Backend::Sqlite(pool)
             }
             StoreLocation::Postgres { url, schema } => {
@@ -413,6 +435,7 @@ impl Store {
             backend,
             config,
             tz,
+            direct,
         })
     }
 
@@ -436,6 +459,9 @@ impl Store {
 
     /// Close the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        if let Some(d) = &self.direct {
+            d.close();
+        }
         on_pool!(self, |p| p.close().await)
     }
 
@@ -476,8 +502,11 @@ impl Store {
         date: Date,
     ) -> Result<Option<Registration>> {
         let d = date.to_string();
-        let row: Option<RegTuple> = on_pool!(self, |p| {
-            sqlx::query_as(
+        let row: Option<RegTuple> = if let Some(direct) = &self.direct {
+            direct.read(|c| direct::supplier_on(c, mpxn.as_str(), &d))?
+        } else {
+            on_pool!(self, |p| {
+                sqlx::query_as(
                 "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
                  FROM registration WHERE mpxn = $1 AND effective_from <= $2 \
                  ORDER BY effective_from DESC LIMIT 1",
@@ -486,7 +515,8 @@ impl Store {
             .bind(&d)
             .fetch_optional(p)
             .await?
-        });
+            })
+        };
         let Some(t) = row else { return Ok(None) };
         let r = reg_from_tuple(t)?;
         Ok(r.contains(date).then_some(r))
@@ -502,6 +532,25 @@ impl Store {
     ) -> Result<Vec<Option<Registration>>> {
         const BATCH: usize = 500;
         let mut out: Vec<Option<Registration>> = vec![None; questions.len()];
+        if let Some(direct) = &self.direct {
+            // One connection, one cached statement: a point read per question is cheaper
+            // than the batched join once the per-call overhead of sqlx is gone.
+            let rows = direct.read(|c| {
+                questions
+                    .iter()
+                    .map(|(m, d)| direct::supplier_on(c, m.as_str(), &d.to_string()))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            for ((slot, row), (_, d)) in out.iter_mut().zip(rows).zip(questions) {
+                if let Some(t) = row {
+                    let r = reg_from_tuple(t)?;
+                    if r.contains(*d) {
+                        *slot = Some(r);
+                    }
+                }
+            }
+            return Ok(out);
+        }
         for (b, chunk) in questions.chunks(BATCH).enumerate() {
             let dollar = self.dollar();
             let mut values = String::with_capacity(chunk.len() * 48);
@@ -550,6 +599,10 @@ impl Store {
 
     /// The whole supplier history of an MPxN, oldest first.
     pub async fn registration_history(&self, mpxn: &Mpxn) -> Result<Vec<Registration>> {
+        if let Some(direct) = &self.direct {
+            let rows = direct.read(|c| direct::history(c, mpxn.as_str()))?;
+            return rows.into_iter().map(reg_from_tuple).collect();
+        }
         let rows: Vec<RegTuple> = on_pool!(self, |p| {
             sqlx::query_as(
                 "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
@@ -616,7 +669,7 @@ impl Store {
                 let last = last as u64;
                 let ok = match opts.mode {
                     ImportMode::Update => seq == last + 1,
-                    ImportMode::Refresh => seq > last,
+                    ImportMode::Refresh | ImportMode::FullRefresh => seq > last,
                 };
                 if !ok {
                     return Err(StoreError::Sequence {
@@ -650,7 +703,7 @@ impl Store {
         .bind(opts.file_id.as_str())
         .bind(kind.as_str())
         .bind(opts.mode.as_str())
-        .bind(opts.sequence.map(|_| opts.source.clone().unwrap_or_default()))
+        .bind(opts.recorded_source())
         .bind(opts.sequence.map(|s| s as i64))
         .bind(sha)
         .bind(rows as i64)
@@ -666,6 +719,7 @@ impl Store {
             keys: 0,
             written: 0,
             removed: 0,
+            end_dated: 0,
             check_digit_warnings: 0,
             already_imported: true,
             elapsed: t0.elapsed(),
@@ -690,7 +744,9 @@ impl Store {
     ///
     /// Refresh: the history of every MPxN in the file becomes exactly the file's rows for it.
     /// Update: each row upserts the period starting on its `effective_from` (or deletes it with
-    /// `action=delete`). Overlapping periods, in the file or against the store, reject the file.
+    /// `action=delete`). Full refresh: a refresh that also end-dates, the day before
+    /// [`ImportOptions::as_of`], the provider's periods of every MPxN the file does not list.
+    /// Overlapping periods, in the file or against the store, reject the file.
     pub async fn import_registration(
         &self,
         data: &[u8],
@@ -698,6 +754,10 @@ impl Store {
         mut progress: ProgressFn<'_>,
     ) -> Result<ImportSummary> {
         let t0 = Instant::now();
+        let full = match opts.mode {
+            ImportMode::FullRefresh => Some(self.full_refresh_end(opts)?),
+            _ => None,
+        };
         let sha = sha256_hex(data);
         if self.check_file(FileKind::Registration, opts, &sha).await? {
             return Ok(Self::skipped(FileKind::Registration, opts, t0));
@@ -714,12 +774,29 @@ impl Store {
         };
         let plan = import::plan_registration(opts, rows, existing)?;
         let keys = plan.len() as u64;
-        let (written, removed) = match &self.backend {
-            Backend::Sqlite(p) => {
-                write_registration_sqlite(p, &plan, opts, &sha, nrows, &mut progress).await?
-            }
+        let out = match &self.backend {
+            Backend::Sqlite(_) => match &self.direct {
+                Some(d) => {
+                    write_registration_direct(
+                        d.path().to_path_buf(),
+                        plan,
+                        opts,
+                        sha,
+                        nrows,
+                        full,
+                        &mut progress,
+                    )
+                    .await?
+                }
+                None => {
+                    return Err(StoreError::Invalid(
+                        "registration imports need an SQLite database file (not :memory:)".into(),
+                    ));
+                }
+            },
             Backend::Postgres(p) => {
-                write_registration_pg(p, &plan, opts, &sha, nrows, &mut progress).await?
+                write_registration_pg(p, &plan, opts, &sha, nrows, full.as_ref(), &mut progress)
+                    .await?
             }
         };
         Ok(ImportSummary {
@@ -728,11 +805,37 @@ impl Store {
             mode: opts.mode,
             rows: nrows,
             keys,
-            written,
-            removed,
+            written: out.written,
+            removed: out.removed,
+            end_dated: out.end_dated,
             check_digit_warnings: warnings,
             already_imported: false,
             elapsed: t0.elapsed(),
+        })
+    }
+
+    /// The provider and last day of a full refresh.
+    fn full_refresh_end(&self, opts: &ImportOptions) -> Result<FullRefreshEnd> {
+        let source = opts
+            .source
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "{}: a full refresh needs its data provider (source): it replaces that \
+                 provider's whole population",
+                    opts.file_id
+                ))
+            })?;
+        let as_of = opts
+            .as_of
+            .unwrap_or_else(|| self.as_of_date(Timestamp::now()));
+        let last = as_of
+            .yesterday()
+            .map_err(|e| StoreError::Invalid(format!("full refresh date {as_of}: {e}")))?;
+        Ok(FullRefreshEnd {
+            source,
+            last_day: last.to_string(),
         })
     }
 
@@ -741,6 +844,14 @@ impl Store {
     /// The inventory record of a device.
     pub async fn device(&self, eui: Eui64) -> Result<Option<Device>> {
         let sql = format!("SELECT {DEV_COLS} FROM devices WHERE eui = $1");
+        if let Some(direct) = &self.direct {
+            let row = direct.read(|c| {
+                c.prepare_cached(&sql)?
+                    .query_row([eui.to_compact()], dev_row)
+                    .optional()
+            })?;
+            return row.map(dev_from_tuple).transpose();
+        }
         let row: Option<DevTuple> = on_pool!(self, |p| {
             sqlx::query_as(AssertSqlSafe(sql))
                 .bind(eui.to_compact())
@@ -753,6 +864,14 @@ impl Store {
     /// The devices associated with an MPxN.
     pub async fn devices_for_mpxn(&self, mpxn: &Mpxn) -> Result<Vec<Device>> {
         let sql = format!("SELECT {DEV_COLS} FROM devices WHERE mpxn = $1 ORDER BY eui");
+        if let Some(direct) = &self.direct {
+            let rows = direct.read(|c| {
+                c.prepare_cached(&sql)?
+                    .query_map([mpxn.as_str()], dev_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            return rows.into_iter().map(dev_from_tuple).collect();
+        }
         let rows: Vec<DevTuple> = on_pool!(self, |p| {
             sqlx::query_as(AssertSqlSafe(sql))
                 .bind(mpxn.as_str())
@@ -864,6 +983,7 @@ impl Store {
         mut progress: ProgressFn<'_>,
     ) -> Result<ImportSummary> {
         let t0 = Instant::now();
+        import::only_registration_full(FileKind::Inventory, opts)?;
         let sha = sha256_hex(data);
         if self.check_file(FileKind::Inventory, opts, &sha).await? {
             return Ok(Self::skipped(FileKind::Inventory, opts, t0));
@@ -902,6 +1022,7 @@ impl Store {
             keys: n,
             written: n,
             removed: 0,
+            end_dated: 0,
             check_digit_warnings: warnings,
             already_imported: false,
             elapsed: t0.elapsed(),
@@ -912,14 +1033,25 @@ impl Store {
 
     /// A service user by organisation EUI.
     pub async fn service_user(&self, org: Eui64) -> Result<Option<ServiceUser>> {
-        let row: Option<(String, String, String, String, String)> = on_pool!(self, |p| {
-            sqlx::query_as(
-                "SELECT org_eui, name, roles, mpids, response_endpoint FROM service_users WHERE org_eui = $1",
-            )
-            .bind(org.to_compact())
-            .fetch_optional(p)
-            .await?
-        });
+        const SQL: &str = "SELECT org_eui, name, roles, mpids, response_endpoint \
+                           FROM service_users WHERE org_eui = $1";
+        let row: Option<(String, String, String, String, String)> =
+            if let Some(direct) = &self.direct {
+                direct.read(|c| {
+                    c.prepare_cached(SQL)?
+                        .query_row([org.to_compact()], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        })
+                        .optional()
+                })?
+            } else {
+                on_pool!(self, |p| {
+                    sqlx::query_as(SQL)
+                        .bind(org.to_compact())
+                        .fetch_optional(p)
+                        .await?
+                })
+            };
         row.map(|(e, name, roles, mpids, ep)| {
             Ok(ServiceUser {
                 org_eui: eui_col("service_users", "org_eui", &e)?,
@@ -964,6 +1096,7 @@ impl Store {
         mut progress: ProgressFn<'_>,
     ) -> Result<ImportSummary> {
         let t0 = Instant::now();
+        import::only_registration_full(FileKind::ServiceUsers, opts)?;
         let sha = sha256_hex(data);
         if self.check_file(FileKind::ServiceUsers, opts, &sha).await? {
             return Ok(Self::skipped(FileKind::ServiceUsers, opts, t0));
@@ -1000,6 +1133,7 @@ impl Store {
             keys: n,
             written: n,
             removed: 0,
+            end_dated: 0,
             check_digit_warnings: 0,
             already_imported: false,
             elapsed: t0.elapsed(),
@@ -1027,76 +1161,43 @@ impl Store {
     }
 }
 
-async fn write_registration_sqlite(
-    pool: &SqlitePool,
-    plan: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
+/// Write a registration plan through the direct SQLite connection on a blocking thread,
+/// forwarding its progress reports. The write completes (or rolls back) even if the caller
+/// stops waiting.
+async fn write_registration_direct(
+    path: PathBuf,
+    plan: BTreeMap<Mpxn, BTreeMap<Date, Period>>,
     opts: &ImportOptions,
-    sha: &str,
+    sha: String,
     nrows: u64,
+    full: Option<FullRefreshEnd>,
     progress: &mut ProgressFn<'_>,
-) -> Result<(u64, u64)> {
-    let mut tx = pool.begin().await?;
-    let keys: Vec<&Mpxn> = plan.keys().collect();
-    let mut removed = 0u64;
-    let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM registration LIMIT 1")
-        .fetch_optional(&mut *tx)
-        .await?;
-    if any.is_some() {
-        for chunk in keys.chunks(KEY_CHUNK) {
-            let sql = format!(
-                "DELETE FROM registration WHERE mpxn IN ({})",
-                in_list(false, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for m in chunk {
-                q = q.bind(m.as_str());
-            }
-            removed += q.execute(&mut *tx).await?.rows_affected();
-        }
+) -> Result<WriteOutcome> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = opts.clone();
+    let at = ts_to_micros(Timestamp::now());
+    let job = tokio::task::spawn_blocking(move || {
+        let r = direct::write_registration(
+            &path,
+            &plan,
+            &opts,
+            &sha,
+            nrows,
+            full.as_ref(),
+            at,
+            &mut |p| {
+                let _ = tx.send(p);
+            },
+        );
+        // Free the plan on this thread, not the caller's.
+        drop(plan);
+        r
+    });
+    while let Some(p) = rx.recv().await {
+        progress(p);
     }
-    let flat: Vec<(&Mpxn, &Date, &Period)> = plan
-        .iter()
-        .flat_map(|(m, h)| h.iter().map(move |(d, p)| (m, d, p)))
-        .collect();
-    let total = flat.len() as u64;
-    let full_sql = format!(
-        "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
-        placeholders(false, SQLITE_REG_CHUNK, 7)
-    );
-    let mut done = 0u64;
-    for chunk in flat.chunks(SQLITE_REG_CHUNK) {
-        let sql = if chunk.len() == SQLITE_REG_CHUNK {
-            full_sql.clone()
-        } else {
-            format!(
-                "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) VALUES {}",
-                placeholders(false, chunk.len(), 7)
-            )
-        };
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (m, d, p) in chunk {
-            q = q
-                .bind(m.as_str().to_string())
-                .bind(m.fuel().as_str())
-                .bind(p.mpid.clone())
-                .bind(d.to_string())
-                .bind(p.to.map(|t| t.to_string()))
-                .bind(p.file.clone())
-                .bind(p.line as i64);
-        }
-        q.execute(&mut *tx).await?;
-        done += chunk.len() as u64;
-        progress(ImportProgress {
-            stage: ImportStage::Writing,
-            done,
-            total,
-        });
-    }
-    Store::file_record_query(FileKind::Registration, opts, sha, nrows)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok((total, removed))
+    job.await
+        .map_err(|e| StoreError::Sqlite(format!("registration write task failed: {e}")))?
 }
 
 async fn write_registration_pg(
@@ -1105,8 +1206,9 @@ async fn write_registration_pg(
     opts: &ImportOptions,
     sha: &str,
     nrows: u64,
+    full: Option<&FullRefreshEnd>,
     progress: &mut ProgressFn<'_>,
-) -> Result<(u64, u64)> {
+) -> Result<WriteOutcome> {
     let mut tx = pool.begin().await?;
     let keys: Vec<String> = plan.keys().map(|m| m.as_str().to_string()).collect();
     let mut removed = 0u64;
@@ -1116,6 +1218,17 @@ async fn write_registration_pg(
             .execute(&mut *tx)
             .await?
             .rows_affected();
+    }
+    let mut end_dated = 0u64;
+    if let Some(f) = full {
+        for sql in [direct::FULL_REFRESH_DELETE, direct::FULL_REFRESH_END] {
+            end_dated += sqlx::query(sql)
+                .bind(&f.source)
+                .bind(&f.last_day)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
     }
     let total: u64 = plan.values().map(|h| h.len() as u64).sum();
     let mut copy = tx
@@ -1169,5 +1282,9 @@ async fn write_registration_pg(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok((total, removed))
+    Ok(WriteOutcome {
+        written: total,
+        removed,
+        end_dated,
+    })
 }

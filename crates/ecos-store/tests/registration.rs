@@ -525,7 +525,187 @@ async fn batched_lookups_agree(s: Store) {
     assert!(got.iter().any(Option::is_some) && got.iter().any(Option::is_none));
 }
 
+/// A full refresh from provider RDP1 as of 2024-07-01: the listed MPxN is refreshed; RDP1's
+/// periods of every other MPxN that run past 2024-06-30 end on that day (or go, when they
+/// start after it); other providers' periods, periods imported without a provider and
+/// histories that ended before are untouched.
+async fn full_refresh_end_dates_absent_mpxns(s: Store) {
+    const FUTURE: &str = "1000000000001";
+    const OTHER: &str = "1000000000002";
+    const NO_SOURCE: &str = "1000000000003";
+    const CLOSED: &str = "1000000000004";
+    let with = |id: &str, mode: ImportMode, source: Option<&str>, as_of: Option<&str>| {
+        let mut o = ImportOptions::new(id, mode);
+        o.source = source.map(str::to_string);
+        o.as_of = as_of.map(d);
+        o
+    };
+    let rdp1 = format!(
+        "mpxn,supplier_mpid,effective_from,effective_to\n\
+         {MPAN},ACEE,2023-01-01,2024-03-14\n{MPAN},BCEE,2024-03-15,\n\
+         {MPRN},ACG,2020-05-01,\n{GAPPY},BCEE,2023-08-01,\n\
+         {FUTURE},ACEE,2024-01-01,2024-12-31\n{FUTURE},BCEE,2025-01-01,\n\
+         {CLOSED},ACEE,2019-01-01,2019-12-31\n"
+    );
+    let imp = |text: String, o: ImportOptions| {
+        let s = s.clone();
+        async move {
+            s.import_registration(text.as_bytes(), &o, &mut |_| {})
+                .await
+        }
+    };
+    imp(rdp1, with("r1", ImportMode::Refresh, Some("RDP1"), None))
+        .await
+        .unwrap();
+    imp(
+        format!("mpxn,supplier_mpid,effective_from\n{OTHER},ACEE,2020-01-01\n"),
+        with("r2", ImportMode::Refresh, Some("RDP2"), None),
+    )
+    .await
+    .unwrap();
+    imp(
+        format!("mpxn,supplier_mpid,effective_from\n{NO_SOURCE},ACEE,2020-01-01\n"),
+        with("r3", ImportMode::Refresh, None, None),
+    )
+    .await
+    .unwrap();
+
+    // Refused: no provider; not registration data; a bad row (nothing applied).
+    let before = s.registration_history(&m(MPRN)).await.unwrap();
+    let e = imp(
+        format!("mpxn,supplier_mpid,effective_from\n{MPAN},ACEE,2023-01-01\n"),
+        with("f0", ImportMode::FullRefresh, None, Some("2024-07-01")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid(ref t) if t.contains("provider")),
+        "{e}"
+    );
+    let e = s
+        .import_inventory(
+            b"device_eui,device_type,status\n00DB1234567890A0,esme,commissioned\n",
+            &with(
+                "f1",
+                ImportMode::FullRefresh,
+                Some("RDP1"),
+                Some("2024-07-01"),
+            ),
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid(ref t) if t.contains("registration data only")),
+        "{e}"
+    );
+    let e = imp(
+        format!(
+            "mpxn,supplier_mpid,effective_from,effective_to\n\
+             {MPAN},ACEE,2023-01-01,2024-03-14\n{MPAN},BCEE,2024-03-01,\n"
+        ),
+        with(
+            "f2",
+            ImportMode::FullRefresh,
+            Some("RDP1"),
+            Some("2024-07-01"),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(row_error(e).0, 3);
+    assert_eq!(s.registration_history(&m(MPRN)).await.unwrap(), before);
+
+    let sum = imp(
+        format!(
+            "mpxn,supplier_mpid,effective_from,effective_to\n\
+             {MPAN},ACEE,2023-01-01,2024-03-14\n{MPAN},BCEE,2024-03-15,2024-07-31\n\
+             {MPAN},CCEE,2024-08-01,\n"
+        ),
+        with(
+            "full1",
+            ImportMode::FullRefresh,
+            Some("RDP1"),
+            Some("2024-07-01"),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sum.mode, ImportMode::FullRefresh);
+    assert_eq!(
+        (sum.rows, sum.keys, sum.written, sum.removed, sum.end_dated),
+        (3, 1, 3, 2, 4),
+        "{sum:?}"
+    );
+    let hist = |k: &'static str| {
+        let s = s.clone();
+        async move {
+            s.registration_history(&m(k))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| {
+                    format!(
+                        "{} {}..{}",
+                        r.mpid,
+                        r.effective_from,
+                        r.effective_to.map(|t| t.to_string()).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        hist(MPAN).await,
+        [
+            "ACEE 2023-01-01..2024-03-14",
+            "BCEE 2024-03-15..2024-07-31",
+            "CCEE 2024-08-01.."
+        ]
+    );
+    assert_eq!(hist(MPRN).await, ["ACG 2020-05-01..2024-06-30"]);
+    assert_eq!(hist(GAPPY).await, ["BCEE 2023-08-01..2024-06-30"]);
+    assert_eq!(hist(FUTURE).await, ["ACEE 2024-01-01..2024-06-30"]);
+    assert_eq!(hist(OTHER).await, ["ACEE 2020-01-01.."]);
+    assert_eq!(hist(NO_SOURCE).await, ["ACEE 2020-01-01.."]);
+    assert_eq!(hist(CLOSED).await, ["ACEE 2019-01-01..2019-12-31"]);
+    assert_eq!(
+        supplier(&s, MPRN, "2024-06-30").await,
+        some("ACG", "2020-05-01")
+    );
+    assert_eq!(supplier(&s, MPRN, "2024-07-01").await, None);
+
+    // The full refresh's own rows are the provider's population for the next one.
+    let sum = imp(
+        format!("mpxn,supplier_mpid,effective_from\n{MPRN},ACG,2020-05-01\n"),
+        with(
+            "full2",
+            ImportMode::FullRefresh,
+            Some("RDP1"),
+            Some("2024-09-01"),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (sum.written, sum.removed, sum.end_dated),
+        (1, 1, 1),
+        "{sum:?}"
+    );
+    assert_eq!(
+        hist(MPAN).await,
+        [
+            "ACEE 2023-01-01..2024-03-14",
+            "BCEE 2024-03-15..2024-07-31",
+            "CCEE 2024-08-01..2024-08-31"
+        ]
+    );
+    assert_eq!(hist(MPRN).await, ["ACG 2020-05-01.."]);
+    assert_eq!(hist(OTHER).await, ["ACEE 2020-01-01.."]);
+}
+
 suite!(
+    full_refresh_end_dates_absent_mpxns,
     batched_lookups_agree,
     supplier_at_boundaries,
     overlap_in_file_refused,

@@ -60,18 +60,29 @@ impl StoreArgs {
 pub struct ImportArgs {
     /// The CSV file (format: see the ecos-store crate docs).
     pub file: PathBuf,
-    /// refresh: the file replaces what it lists; update: the file is a delta.
-    #[arg(long, default_value = "refresh", value_name = "refresh|update")]
+    /// refresh: the file replaces what it lists; update: the file is a delta; full-refresh
+    /// (registration data, needs --source): the file is the provider's whole population, and
+    /// that provider's periods of MPxNs it does not list end the day before --as-of.
+    #[arg(
+        long,
+        default_value = "refresh",
+        value_name = "refresh|update|full-refresh"
+    )]
     pub mode: ImportMode,
     /// The file's id, kept as provenance (default: the file name). A file id is imported once.
     #[arg(long)]
     pub file_id: Option<String>,
-    /// The data provider that sent the file (for sequence checking).
-    #[arg(long, requires = "sequence")]
+    /// The data provider that sent the file, recorded with it (sequence checking; the
+    /// population a full refresh replaces).
+    #[arg(long)]
     pub source: Option<String>,
     /// The file's sequence number from its provider: update files must be consecutive.
     #[arg(long)]
     pub sequence: Option<u64>,
+    /// Full refresh: the first day the file is the whole population (YYYY-MM-DD; default
+    /// today, Europe/London).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<jiff::civil::Date>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -88,6 +99,7 @@ impl ImportArgs {
         let mut o = ImportOptions::new(id, self.mode);
         o.source = self.source.clone();
         o.sequence = self.sequence;
+        o.as_of = self.as_of;
         o.check_digits = self.store.policies();
         o
     }
@@ -157,8 +169,13 @@ pub fn print_summary(s: &ImportSummary) {
     } else {
         0.0
     };
+    let ended = if s.mode == ImportMode::FullRefresh {
+        format!(", {} end-dated", s.end_dated)
+    } else {
+        String::new()
+    };
     println!(
-        "imported {} ({}, {}): {} rows, {} keys, {} written, {} removed, {} check-digit warnings in {:.2} s ({:.0} rows/s)",
+        "imported {} ({}, {}): {} rows, {} keys, {} written, {} removed{ended}, {} check-digit warnings in {:.2} s ({:.0} rows/s)",
         s.file_id,
         s.kind.as_str(),
         s.mode.as_str(),
