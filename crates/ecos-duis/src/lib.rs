@@ -24,7 +24,7 @@ pub use request::{
     CANCELLATION_SENTINEL, CommandVariant, CosRequest, DuisRequest, Execution,
     MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
     UpdateSecurityCredentialsCoS, cancellation_sentinel, read_parsed, read_request,
-    read_request_header,
+    read_request_header, read_signed,
 };
 pub use write::{
     Asn1Status, CertificateType, ChangeOfSupplier, CredentialsReplacementMode, DccAlert,

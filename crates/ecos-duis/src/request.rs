@@ -185,8 +185,61 @@ pub fn read_parsed(
     read_document(doc)
 }
 
+/// Read the signed content of a verified document: what [`read_request`]
+/// over `signed_xml` returns, without parsing it again when the verifier's
+/// tree is offered.
+///
+/// `tree` is the verifier's parsed document and its `ds:Signature` element,
+/// offered only when the tree less that subtree shows exactly the content of
+/// `signed_xml` (no comments, strict canonical form: see
+/// `ecos_xmldsig::SignedContent`). Every cap of `limits` applies as it would
+/// to `signed_xml`; where the tree cannot show that (more nodes than the
+/// cap), `signed_xml` is parsed instead.
+pub fn read_signed(
+    signed_xml: &[u8],
+    tree: Option<(&roxmltree::Document<'_>, roxmltree::NodeId)>,
+    limits: &Limits,
+) -> Result<DuisRequest, DuisError> {
+    let Some((doc, signature)) = tree else {
+        return read_request(signed_xml, limits);
+    };
+    if signed_xml.len() > limits.max_bytes {
+        return Err(DuisError::TooLarge {
+            size: signed_xml.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    // Parsing `signed_xml` makes no more nodes than the tree holds (the
+    // signature gone, no comments, adjacent text joined), so a tree within
+    // the cap means the parse would be too; otherwise parse to be exact.
+    if doc.descendants().count() > limits.max_nodes as usize {
+        return read_request(signed_xml, limits);
+    }
+    if signature_is_not_a_root_child(doc, signature) {
+        return read_request(signed_xml, limits);
+    }
+    xml::check_shape_excluding(doc, Some(signature), limits)?;
+    read_document_without(doc, Some(signature))
+}
+
+fn signature_is_not_a_root_child(
+    doc: &roxmltree::Document<'_>,
+    signature: roxmltree::NodeId,
+) -> bool {
+    doc.get_node(signature)
+        .and_then(|n| n.parent())
+        .is_none_or(|p| p != doc.root_element())
+}
+
 fn read_document(doc: &roxmltree::Document<'_>) -> Result<DuisRequest, DuisError> {
-    let (schema_version, header, body) = read_envelope(doc)?;
+    read_document_without(doc, None)
+}
+
+fn read_document_without(
+    doc: &roxmltree::Document<'_>,
+    skip: Option<roxmltree::NodeId>,
+) -> Result<DuisRequest, DuisError> {
+    let (schema_version, header, body) = read_envelope(doc, skip)?;
     let name = body.node.tag_name().name();
     if name == "UpdateSecurityCredentialsCoS" {
         let body = read_cos_body(&body)?;
@@ -251,8 +304,9 @@ fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
 /// Root, header, body choice and trailing signature.
 fn read_envelope<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
+    skip: Option<roxmltree::NodeId>,
 ) -> Result<(String, RequestHeader, El<'a, 'i>), DuisError> {
-    let root = El::root(doc.root_element());
+    let root = El::root_without(doc.root_element(), skip);
     let schema_version = check_root(&root)?;
     let mut seq = Seq::new(&root, NS_SR, REQUEST_CHILDREN)?;
     let header_el = seq.required("Header")?;

@@ -1,7 +1,7 @@
 //! Hardened XML parsing: size, DOCTYPE, node, depth, attribute and value caps,
 //! and a sequence cursor that turns schema violations into typed errors with paths.
 
-use roxmltree::{Document, Node, NodeType, ParsingOptions};
+use roxmltree::{Document, Node, NodeId, NodeType, ParsingOptions};
 
 use crate::error::{DuisError, clip};
 
@@ -105,8 +105,22 @@ fn has_doctype(text: &str) -> bool {
 
 /// Depth, attribute and value caps over the whole tree, iteratively.
 pub(crate) fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), DuisError> {
+    check_shape_excluding(doc, None, limits)
+}
+
+/// [`check_shape`] over the tree less the subtree of `exclude`, as if that
+/// subtree had never been there: the text nodes on either side of it count
+/// as the one text node they would be joined into.
+pub(crate) fn check_shape_excluding(
+    doc: &Document<'_>,
+    exclude: Option<NodeId>,
+    limits: &Limits,
+) -> Result<(), DuisError> {
     let mut stack: Vec<(Node<'_, '_>, usize)> = vec![(doc.root_element(), 1)];
     while let Some((node, depth)) = stack.pop() {
+        if Some(node.id()) == exclude {
+            continue;
+        }
         match node.node_type() {
             NodeType::Element => {
                 if depth > limits.max_depth {
@@ -139,7 +153,28 @@ pub(crate) fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), Dui
                 }
             }
             NodeType::Text | NodeType::Comment | NodeType::PI => {
-                let len = node.text().map_or(0, str::len);
+                let mut len = node.text().map_or(0, str::len);
+                // text, excluded subtree, text: one text node once the
+                // subtree is gone, counted at the first of the two
+                if let Some(x) = exclude.filter(|_| node.is_text()) {
+                    let excluded = |n: &Node<'_, '_>| n.id() == x;
+                    if node
+                        .prev_sibling()
+                        .filter(excluded)
+                        .and_then(|p| p.prev_sibling())
+                        .is_some_and(|p| p.is_text())
+                    {
+                        continue;
+                    }
+                    if let Some(after) = node
+                        .next_sibling()
+                        .filter(excluded)
+                        .and_then(|n| n.next_sibling())
+                        .filter(|n| n.is_text())
+                    {
+                        len += after.text().map_or(0, str::len);
+                    }
+                }
                 if len > limits.max_value_len {
                     let what = match node.node_type() {
                         NodeType::Text => "text",
@@ -192,6 +227,8 @@ pub struct El<'a, 'i> {
     pub node: Node<'a, 'i>,
     /// Its path.
     pub path: String,
+    /// A child left out of [`El::element_children`] (a verified signature).
+    skip: Option<NodeId>,
 }
 
 impl<'a, 'i> El<'a, 'i> {
@@ -200,6 +237,15 @@ impl<'a, 'i> El<'a, 'i> {
         El {
             path: format!("/{}", node.tag_name().name()),
             node,
+            skip: None,
+        }
+    }
+
+    /// Wrap the root element, leaving its child `skip` out of its children.
+    pub fn root_without(node: Node<'a, 'i>, skip: Option<NodeId>) -> Self {
+        El {
+            skip,
+            ..El::root(node)
         }
     }
 
@@ -224,6 +270,9 @@ impl<'a, 'i> El<'a, 'i> {
     pub fn element_children(&self) -> Result<Vec<El<'a, 'i>>, DuisError> {
         let mut out = Vec::new();
         for c in self.node.children() {
+            if Some(c.id()) == self.skip {
+                continue;
+            }
             match c.node_type() {
                 NodeType::Element => {
                     let name = c.tag_name().name();
@@ -236,7 +285,11 @@ impl<'a, 'i> El<'a, 'i> {
                     } else {
                         format!("{}/{}[{}]", self.path, name, same + 1)
                     };
-                    out.push(El { node: c, path });
+                    out.push(El {
+                        node: c,
+                        path,
+                        skip: None,
+                    });
                 }
                 NodeType::Text => {
                     let t = c.text().unwrap_or("");

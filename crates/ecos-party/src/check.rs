@@ -115,24 +115,33 @@ fn internal(e: impl std::fmt::Display) -> Reason {
 impl<S: CheckState + Sync> Checker<'_, S> {
     /// Run every check on `body` received at `at`.
     pub async fn decide(&self, body: &[u8], at: Timestamp) -> Result<Accepted, Refused> {
-        // The header, read leniently from the bytes as received, only so that
-        // an error acknowledgement can echo the RequestID.
-        let header = ecos_duis::read_request_header(body, &ecos_duis::Limits::default()).ok();
+        // Before the request is read, a refusal carries the header read
+        // leniently from the bytes as received (only so that an error
+        // acknowledgement can echo the RequestID); it is read only then.
         let refuse = |reason: Reason| Refused {
-            header: header.clone(),
+            header: ecos_duis::read_request_header(body, &ecos_duis::Limits::default()).ok(),
             reason,
         };
 
-        // 1. Signature under the pinned profile; the signer resolved by issuer+serial.
+        // 1. Signature under the pinned profile; the signer resolved by
+        // issuer+serial. Only the signed content is read, from the tree the
+        // verifier parsed when it is faithful to the signed bytes.
         let mut signer: Option<Arc<Certificate>> = None;
-        let verified = ecos_xmldsig::verify_with(body, self.verify, |issuer, serial| {
-            let cert = self.smki.lookup(issuer, serial)?;
-            let key = cert.public_key().clone();
-            signer = Some(cert);
-            Some(key)
-        });
-        let verified = match verified {
-            Ok(v) => v,
+        let verified = ecos_xmldsig::verify_then(
+            body,
+            self.verify,
+            |issuer, serial| {
+                let cert = self.smki.lookup(issuer, serial)?;
+                let key = cert.public_key().clone();
+                signer = Some(cert);
+                Some(key)
+            },
+            |content| {
+                ecos_duis::read_signed(content.bytes, content.tree, &ecos_duis::Limits::default())
+            },
+        );
+        let read = match verified {
+            Ok((_, read)) => read,
             Err(DsigError::UnknownSigner { issuer, serial, .. }) => {
                 return Err(refuse(Reason::SignerUnknown { issuer, serial }));
             }
@@ -148,24 +157,23 @@ impl<S: CheckState + Sync> Checker<'_, S> {
             }
         };
         let signer = signer.ok_or_else(|| refuse(internal("signer not resolved")))?;
-        // Only the signed bytes are processed from here on.
-        let request =
-            match ecos_duis::read_request(&verified.signed_xml, &ecos_duis::Limits::default()) {
-                Ok(DuisRequest::UpdateSecurityCredentialsCoS(r)) => *r,
-                Ok(other) => {
-                    return Err(Refused {
-                        header: Some(other.header().clone()),
-                        reason: Reason::WrongServiceReference {
-                            found: other.header().service_reference.clone(),
-                        },
-                    });
-                }
-                Err(e) => {
-                    return Err(refuse(Reason::Malformed {
-                        detail: e.to_string(),
-                    }));
-                }
-            };
+        // Only the signed content is processed from here on.
+        let request = match read {
+            Ok(DuisRequest::UpdateSecurityCredentialsCoS(r)) => *r,
+            Ok(other) => {
+                return Err(Refused {
+                    header: Some(other.header().clone()),
+                    reason: Reason::WrongServiceReference {
+                        found: other.header().service_reference.clone(),
+                    },
+                });
+            }
+            Err(e) => {
+                return Err(refuse(Reason::Malformed {
+                    detail: e.to_string(),
+                }));
+            }
+        };
         let header = Some(request.header.clone());
         let refuse = |reason: Reason| Refused {
             header: header.clone(),

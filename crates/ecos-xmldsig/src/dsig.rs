@@ -294,6 +294,39 @@ pub fn verify_with<F>(doc: &[u8], opts: &VerifyOptions, resolve: F) -> Result<Ve
 where
     F: FnOnce(&str, &str) -> Option<P256PublicKey>,
 {
+    verify_then(doc, opts, resolve, |_| ()).map(|(v, ())| v)
+}
+
+/// The signed content of a verified document, as a reader may take it.
+///
+/// `bytes` are always there: exactly what was digested. `tree` is the tree
+/// the verifier parsed, offered only when reading it with the `signature`
+/// subtree left out shows the same content as parsing `bytes` would: the
+/// document has no comment (C14N without comments drops them, which can join
+/// two text nodes) and the digest matched the strict form. A reader that
+/// takes the tree saves a second parse; one that cannot must parse `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedContent<'a, 'i> {
+    /// The canonical bytes that were digested.
+    pub bytes: &'a [u8],
+    /// The parsed document and the `ds:Signature` element to leave out.
+    pub tree: Option<(&'a Document<'i>, roxmltree::NodeId)>,
+}
+
+/// [`verify_with`], then hand the signed content to `read` (only once the
+/// signature has verified) without parsing it again: the reader gets the
+/// verifier's tree when that is faithful to the signed bytes (see
+/// [`SignedContent`]). Returns the verification and what `read` returned.
+pub fn verify_then<F, R, T>(
+    doc: &[u8],
+    opts: &VerifyOptions,
+    resolve: F,
+    read: R,
+) -> Result<(Verified, T), DsigError>
+where
+    F: FnOnce(&str, &str) -> Option<P256PublicKey>,
+    R: FnOnce(SignedContent<'_, '_>) -> T,
+{
     let text = parse::prepare(doc, &opts.limits)?;
     let tree = parse::parse_prepared(&text, &opts.limits)?;
     let parts = signature_parts(&tree)?;
@@ -333,12 +366,20 @@ where
             },
             _ => DsigError::BadSignature,
         })?;
-    Ok(Verified {
-        issuer: parts.issuer,
-        serial: parts.serial,
-        signed_xml,
-        form,
-    })
+    let faithful = form == MatchedForm::Strict && !tree.descendants().any(|n| n.is_comment());
+    let read = read(SignedContent {
+        bytes: &signed_xml,
+        tree: faithful.then_some((&tree, parts.signature.id())),
+    });
+    Ok((
+        Verified {
+            issuer: parts.issuer,
+            serial: parts.serial,
+            signed_xml,
+            form,
+        },
+        read,
+    ))
 }
 
 /// The signer named by a signed document's KeyInfo (issuer, serial), after

@@ -6,6 +6,8 @@
 //! - [`c14n`]: the two canonicalisers over a [`roxmltree`] tree.
 //! - [`verify`] / [`verify_with`]: strict verification; the caller resolves
 //!   the signer's key from (issuer, serial) and gets back the signed content.
+//!   [`verify_then`] hands the signed content to a reader without a second
+//!   parse ([`SignedContent`]).
 //! - [`sign`]: enveloped signature, last child of the root, compact output.
 //! - [`dn_eq`]: compare `X509IssuerName` with a certificate's issuer as names.
 #![forbid(unsafe_code)]
@@ -19,7 +21,8 @@ mod parse;
 pub use dn::dn_eq;
 pub use dsig::{
     ALG_ECDSA_SHA256, ALG_ENVELOPED, ALG_EXC_C14N, ALG_SHA256, AlgorithmSlot, DS_NS, DsigError,
-    MatchedForm, Verified, VerifyOptions, sign, sign_with, signer_of, verify, verify_with,
+    MatchedForm, SignedContent, Verified, VerifyOptions, sign, sign_with, signer_of, verify,
+    verify_then, verify_with,
 };
 pub use parse::{
     Limits, ParseError, Position, element_path, node_position, parse, parse_prepared, prepare,
