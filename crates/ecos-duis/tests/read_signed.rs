@@ -19,7 +19,7 @@ fn signed_request_and_key() -> (String, ecos_smki::P256PublicKey) {
         schema_version: "5.4".to_string(),
         header: ecos_duis::RequestHeader {
             request_id: ecos_duis::RequestId::new(
-                org.eui,
+                org.spec.eui,
                 "00-DB-12-34-56-78-90-A0".parse().unwrap(),
                 7,
             ),
@@ -66,8 +66,7 @@ fn same(doc: &str) -> Result<(), String> {
     let sig = tree
         .root_element()
         .children()
-        .filter(|n| n.tag_name().name() == "Signature")
-        .last()
+        .rfind(|n| n.tag_name().name() == "Signature")
         .expect("a signature in the root");
     let bytes = c14n::document_to_vec(&tree, Options::INCLUSIVE, Some(sig.id()));
     let by_bytes = read_request(&bytes, &Limits::default()).map_err(|e| e.to_string());
