@@ -336,6 +336,18 @@ impl<S: CheckState + Sync> Checker<'_, S> {
 
         // The credential on the device.
         let cos = check_credential(&device, self.config).map_err(&refuse)?;
+        // Not while its TCoS→ECoS migration command is in flight (only a
+        // device still on the transitional credential can be migrating).
+        if cos == CosChoice::Transitional
+            && self.config.on_migration_in_flight == crate::config::OnMigrationInFlight::Reject
+        {
+            let record = self
+                .store
+                .migration_record(device.eui)
+                .await
+                .map_err(|e| refuse(internal(e)))?;
+            check_migration(&device, record.as_ref()).map_err(&refuse)?;
+        }
 
         Ok(Accepted {
             request,
@@ -495,6 +507,21 @@ pub fn check_credential(device: &Device, config: &PartyConfig) -> Result<CosChoi
         return Err(refuse("the inventory holds no key-agreement certificate for the device, so the command cannot be MACed".into()));
     }
     Ok(cos)
+}
+
+/// The migration rule: no 6.23 while the device's migration command is in
+/// flight (state `selected` or `sent`).
+pub fn check_migration(
+    device: &Device,
+    record: Option<&ecos_store::MigrationRecord>,
+) -> Result<(), Reason> {
+    match record {
+        Some(r) if r.state.is_in_flight() => Err(Reason::MigrationInFlight {
+            device: device.eui.to_string(),
+            state: r.state.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A registration in words: `MPID from D to D` / `MPID from D`.

@@ -81,9 +81,22 @@ pub fn build_supplier_by_trans_cos(
     keys: &PartyKeys,
     counter: u64,
 ) -> Result<BuiltCommand, CommandError> {
-    let key = cos_key(keys, acc.cos);
+    build_for(&acc.request, &acc.device, acc.cos, keys, counter)
+}
+
+/// Build, sign, self-check and MAC the mode-7 command that `request` asks
+/// for on `device`, signed with the `cos` credential (the re-validation's
+/// cancellations are built from a stored request this way).
+pub fn build_for(
+    request: &ecos_duis::CosRequest,
+    device: &ecos_store::Device,
+    cos: CosChoice,
+    keys: &PartyKeys,
+    counter: u64,
+) -> Result<BuiltCommand, CommandError> {
+    let key = cos_key(keys, cos);
     let originator = key.eui().ok_or(CommandError::NoCosEui)?;
-    let body = &acc.request.body;
+    let body = &request.body;
     let certs = &body.replacement_certificates;
     let ka = certs
         .key_agreement
@@ -106,7 +119,7 @@ pub fn build_supplier_by_trans_cos(
     let cmd = Cs02bCommand::supplier_by_trans_cos(SupplierByTransCos {
         counter,
         originator,
-        recipient: acc.device.eui,
+        recipient: device.eui,
         supplier_ds: der(&certs.digital_signing)?,
         supplier_ka: der(ka)?,
         supplier_pp_ka: certs.key_agreement_top_up.as_ref().map(der).transpose()?,
@@ -119,7 +132,7 @@ pub fn build_supplier_by_trans_cos(
         supplier_floors: floors,
         execution,
     })?;
-    let device_ka = device_ka_key(acc.device.ka_cert.as_deref())?;
+    let device_ka = device_ka_key(device.ka_cert.as_deref())?;
     let bytes = cmd.sign_and_mac(key.signer.as_ref(), keys.acb.as_ref(), &device_ka)?;
     // Before it leaves: re-parse, compare with what was built, verify with
     // the certificate of the key used (`gbcs-cs02b.md` §13.5).
@@ -128,6 +141,6 @@ pub fn build_supplier_by_trans_cos(
     Ok(BuiltCommand {
         bytes,
         counter,
-        cos: acc.cos,
+        cos,
     })
 }

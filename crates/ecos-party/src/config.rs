@@ -16,6 +16,54 @@ pub enum OnPendingFd {
     Supersede,
 }
 
+/// What to do with a 6.23 for a device whose TCoS→ECoS migration command
+/// (0x0106) is in flight (migration state `selected` or `sent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMigrationInFlight {
+    /// Refuse with `migration_in_flight` (default): the CoS key the device
+    /// trusts is changing, so the command could be signed with a key the
+    /// device no longer holds, and the migration's command with a counter
+    /// the 6.23 has already raised.
+    #[default]
+    Reject,
+    /// Go on regardless (the migration's own rule keeps it away from
+    /// devices with a pending 6.23, but the race remains).
+    Proceed,
+}
+
+/// The DCC alerts the party raises (`duis-6.23.md` §5). Which N-code
+/// carries which body, and the ECoSAlertCode values, are not public: they
+/// are configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DccAlertConfig {
+    /// Tell the losing supplier of a completed change of supplier
+    /// (`ChangeOfSupplier/DeviceChangeOfSupplier`).
+    pub losing_supplier: bool,
+    /// The `DCCAlertCode` of that alert.
+    pub losing_supplier_alert_code: String,
+    /// Tell the requester when re-validation cancels its pending
+    /// future-dated 6.23 (`ECoSAlert`).
+    pub fd_revalidation: bool,
+    /// The `DCCAlertCode` of that alert.
+    pub fd_revalidation_alert_code: String,
+    /// The `ECoSAlertCode` in it.
+    pub fd_revalidation_ecos_alert_code: String,
+}
+
+impl Default for DccAlertConfig {
+    fn default() -> Self {
+        DccAlertConfig {
+            losing_supplier: true,
+            losing_supplier_alert_code: "N65".into(),
+            fd_revalidation: true,
+            fd_revalidation_alert_code: "N63".into(),
+            fd_revalidation_ecos_alert_code: "FDCANCELLED".into(),
+        }
+    }
+}
+
 /// Policy of the 6.23 pipeline (`ecos-domain.md` §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +93,10 @@ pub struct PartyConfig {
     pub counter_floor: u64,
     /// Reason code → DUIS response code.
     pub response_codes: ResponseCodes,
+    /// A 6.23 for a device whose migration command is in flight.
+    pub on_migration_in_flight: OnMigrationInFlight,
+    /// DCC alerts: to the losing supplier, and on re-validation.
+    pub dcc_alerts: DccAlertConfig,
 }
 
 impl Default for PartyConfig {
@@ -62,6 +114,8 @@ impl Default for PartyConfig {
             tcos_signing_enabled: true,
             counter_floor: 0x0100_0000_0000_0000,
             response_codes: ResponseCodes::default(),
+            on_migration_in_flight: OnMigrationInFlight::Reject,
+            dcc_alerts: DccAlertConfig::default(),
         }
     }
 }
@@ -70,6 +124,23 @@ impl PartyConfig {
     /// Check the settings that serde cannot.
     pub fn validate(&self) -> Result<(), String> {
         self.response_codes.validate()?;
+        let a = &self.dcc_alerts;
+        for (key, code) in [
+            (
+                "dcc_alerts.losing_supplier_alert_code",
+                &a.losing_supplier_alert_code,
+            ),
+            (
+                "dcc_alerts.fd_revalidation_alert_code",
+                &a.fd_revalidation_alert_code,
+            ),
+        ] {
+            ecos_duis::DccAlertCode::new(code)
+                .map_err(|e| format!("{key}: {code:?} is not a DCCAlertCode: {e}"))?;
+        }
+        if a.fd_revalidation_ecos_alert_code.trim().is_empty() {
+            return Err("dcc_alerts.fd_revalidation_ecos_alert_code: empty".into());
+        }
         for cv in &self.allowed_command_variants {
             if !(1..=9).contains(cv) {
                 return Err(format!(
@@ -98,5 +169,20 @@ mod tests {
         c.validate().unwrap();
         let bad: PartyConfig = toml::from_str("[response_codes]\nmpxn_mismach = \"E1\"\n").unwrap();
         assert!(bad.validate().unwrap_err().contains("mpxn_mismach"));
+        let c: PartyConfig = toml::from_str(
+            "on_migration_in_flight = \"proceed\"\n[dcc_alerts]\nlosing_supplier = false\nlosing_supplier_alert_code = \"N64\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.on_migration_in_flight, OnMigrationInFlight::Proceed);
+        assert!(!c.dcc_alerts.losing_supplier);
+        let bad: PartyConfig =
+            toml::from_str("[dcc_alerts]\nfd_revalidation_alert_code = \"N32\"\n").unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("fd_revalidation_alert_code")
+        );
+        assert!(toml::from_str::<PartyConfig>("[dcc_alerts]\nlosing = true\n").is_err());
     }
 }

@@ -7,6 +7,10 @@
 //! - [`smki`]: the certificates held, signer lookup, cached path validation.
 //! - [`keys`]: the CoS, ACB and DSP keys behind the `ecos-smki` traits.
 //! - [`api`]: the port the HTTP layer calls.
+//! - [`revalidate`]: pending future-dated requests re-checked when
+//!   registration data changes, cancelled with an ECoSAlert when they fail.
+//! - [`followup`]: after a completed switch, the inventory's supplier
+//!   credentials and the losing supplier's DCC alert.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -16,17 +20,20 @@ pub mod command;
 pub mod config;
 pub mod demo;
 pub mod device;
+pub mod followup;
 pub mod keys;
 pub mod readiness;
 pub mod reason;
+pub mod revalidate;
 pub mod runtime;
 pub mod smki;
 pub mod state;
 
 pub use api::{ServiceRequestHandler, SyncAnswer};
 pub use check::{Accepted, CheckState, Checker, CosChoice, PendingFd, Refused};
-pub use config::{OnPendingFd, PartyConfig};
+pub use config::{DccAlertConfig, OnMigrationInFlight, OnPendingFd, PartyConfig};
 pub use keys::{CosKey, PartyKeys};
 pub use reason::{Check, Reason, ResponseCodes};
+pub use revalidate::{CancelledPending, DeviceCancellation, Revalidation};
 pub use runtime::{DeviceTransport, Outcome, Party, PartyError};
 pub use smki::SmkiRegistry;

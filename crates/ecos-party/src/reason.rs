@@ -230,6 +230,14 @@ pub enum Reason {
         /// What is wrong.
         detail: String,
     },
+    /// The device's TCoS→ECoS migration command is in flight: the CoS key it
+    /// trusts is about to change (policy `on_migration_in_flight`).
+    MigrationInFlight {
+        /// The device.
+        device: String,
+        /// Its migration state (`selected` or `sent`).
+        state: String,
+    },
 }
 
 impl Reason {
@@ -263,6 +271,7 @@ impl Reason {
             Reason::NothingToCancel { .. } => "nothing_to_cancel",
             Reason::PendingFutureDated { .. } => "pending_future_dated",
             Reason::CosCredential { .. } => "cos_credential",
+            Reason::MigrationInFlight { .. } => "migration_in_flight",
         }
     }
 
@@ -294,7 +303,7 @@ impl Reason {
             Reason::ExecutionTime { .. }
             | Reason::NothingToCancel { .. }
             | Reason::PendingFutureDated { .. } => Check::Timing,
-            Reason::CosCredential { .. } => Check::Credential,
+            Reason::CosCredential { .. } | Reason::MigrationInFlight { .. } => Check::Credential,
         }
     }
 
@@ -322,13 +331,13 @@ impl Reason {
             "replacement_certificate" => "E062302",
             "execution_time" => "E062303",
             "nothing_to_cancel" | "pending_future_dated" => "E062304",
-            "cos_credential" => "E062306",
+            "cos_credential" | "migration_in_flight" => "E062306",
             _ => "E1",
         }
     }
 
     /// Every reason code, in check order.
-    pub const ALL_CODES: [&'static str; 27] = [
+    pub const ALL_CODES: [&'static str; 28] = [
         "malformed",
         "wrong_service_reference",
         "bad_signature",
@@ -356,6 +365,7 @@ impl Reason {
         "nothing_to_cancel",
         "pending_future_dated",
         "cos_credential",
+        "migration_in_flight",
     ];
 }
 
@@ -511,6 +521,10 @@ impl fmt::Display for Reason {
             Reason::CosCredential { device, detail } => {
                 write!(f, "cannot sign for device {device}: {detail}")
             }
+            Reason::MigrationInFlight { device, state } => write!(
+                f,
+                "device {device} is being migrated from the transitional to the enduring CoS credential (migration state {state}); send the request again once the migration has finished"
+            ),
         }
     }
 }

@@ -435,6 +435,11 @@ impl Party {
                 device: report.device,
                 counter: report.command_counter,
             })?;
+        // A party-originated cancellation (re-validation) has no requester
+        // to answer: its `commandAccepted` completes it.
+        if let Some(done) = self.cancellation_answered(&req, &report, at).await? {
+            return Ok(done);
+        }
         let header = ecos_duis::read_request_header(
             req.request_xml.as_deref().unwrap_or_default().as_bytes(),
             &ecos_duis::Limits::default(),
@@ -461,8 +466,9 @@ impl Party {
         // dispatched until the 0x00CB alert reports the outcome. Otherwise the
         // new state, the answer and its audit entry are committed together,
         // once: a repeated device message finds the request moved already.
+        // A cancellation never gets an outcome: its `commandAccepted` completes it.
         let transition = if report.accepted_only {
-            None
+            (req.kind == ecos_store::RequestKind::Cancellation).then_some(RequestState::Completed)
         } else if report.success {
             Some(RequestState::Completed)
         } else {
@@ -481,6 +487,10 @@ impl Party {
             return Err(PartyError::AlreadyAnswered(req.request_id));
         }
         let _ = self.store.record_device_contact(report.device, at).await;
+        // A change of supplier done: the inventory and the losing supplier.
+        if report.success && !report.accepted_only {
+            self.after_change_of_supplier(&req, &report, at).await?;
+        }
         Ok(report)
     }
 
@@ -549,5 +559,24 @@ impl ServiceRequestHandler for Party {
                 }
             }
         })
+    }
+}
+
+/// What the party's own modules (re-validation, follow-up) read.
+impl Party {
+    pub(crate) fn keys(&self) -> &PartyKeys {
+        &self.keys
+    }
+    pub(crate) fn transport(&self) -> Option<&Arc<dyn DeviceTransport>> {
+        self.transport.as_ref()
+    }
+    pub(crate) fn smki(&self) -> &SmkiRegistry {
+        &self.smki
+    }
+    pub(crate) fn mpid_rules(&self) -> &MpidRules {
+        &self.mpid_rules
+    }
+    pub(crate) fn verify_options(&self) -> &VerifyOptions {
+        &self.verify
     }
 }

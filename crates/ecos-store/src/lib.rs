@@ -118,6 +118,7 @@ mod csv;
 pub mod decide;
 mod direct;
 pub mod error;
+pub mod followup;
 pub mod generate;
 pub mod import;
 pub mod migration;
@@ -129,6 +130,7 @@ mod store;
 
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
 pub use error::{FileLine, Result, RowError, StoreError};
+pub use followup::{DeviceSupplierCredentials, RegistrationImportMarker};
 pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};
 pub use migration::{

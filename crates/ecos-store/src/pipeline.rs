@@ -335,7 +335,7 @@ pub struct OutboundMessage {
     pub delivered_at: Option<Timestamp>,
 }
 
-type ReqTuple = (
+pub(crate) type ReqTuple = (
     String,
     String,
     String,
@@ -349,10 +349,10 @@ type ReqTuple = (
     i64,
     i64,
 );
-const REQ_COLS: &str = "request_id, originator, device_eui, kind, execution_time, state, \
+pub(crate) const REQ_COLS: &str = "request_id, originator, device_eui, kind, execution_time, state, \
      decision_reason, request_xml, command, gbcs_counter, created_at, updated_at";
 
-fn req_from_tuple(t: ReqTuple) -> Result<StoredRequest> {
+pub(crate) fn req_from_tuple(t: ReqTuple) -> Result<StoredRequest> {
     let (id, orig, dev, kind, exec, state, reason, xml, cmd, ctr, created, updated) = t;
     let eui = |c: &'static str, s: &str| s.parse::<Eui64>().map_err(|_| corrupt("requests", c, s));
     Ok(StoredRequest {

@@ -1,0 +1,179 @@
+//! What the 6.23 pipeline needs around a change of supplier, beyond the request itself:
+//! every pending future-dated request (to re-validate them when registration data
+//! changes), service users by MPID (to find the losing supplier), the supplier
+//! credentials a device holds after a switch (schema 0005), and a marker that moves
+//! whenever registration data is imported.
+
+use ecos_smki::Eui64;
+use jiff::Timestamp;
+use sqlx::AssertSqlSafe;
+
+use crate::error::Result;
+use crate::model::ServiceUser;
+use crate::pipeline::{
+    REQ_COLS, ReqTuple, RequestKind, RequestState, StoredRequest, req_from_tuple,
+};
+use crate::store::{Store, corrupt, micros_to_ts, on_pool, ts_to_micros};
+
+/// The supplier credentials a device holds after a change of supplier: the
+/// replacement certificates the device reported installed, and whose they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSupplierCredentials {
+    /// The device.
+    pub eui: Eui64,
+    /// The organisation now in the device's supplier cells (the new SUI).
+    pub supplier: Eui64,
+    /// The supplier digital-signing certificate (DER), if its cell was replaced.
+    pub ds_cert: Option<Vec<u8>>,
+    /// The supplier key-agreement certificate (DER), if its cell was replaced.
+    pub ka_cert: Option<Vec<u8>>,
+    /// The supplier prepayment top-up key-agreement certificate (DER), if replaced.
+    pub ka_top_up_cert: Option<Vec<u8>>,
+    /// The 6.23 request that installed them.
+    pub request_id: String,
+    /// When the device's report was taken.
+    pub updated_at: Timestamp,
+}
+
+/// Where registration data imports stand: changes whenever a registration file is
+/// imported (a poller compares two markers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegistrationImportMarker {
+    /// Registration files imported.
+    pub files: u64,
+    /// When the last one was imported (microseconds since the epoch; 0 if none).
+    pub last_imported_us: i64,
+}
+
+type CredTuple = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    String,
+    i64,
+);
+
+impl Store {
+    /// Every future-dated request still pending (accepted or dispatched), earliest
+    /// execution first, at most `limit` after `after_request_id` (paging by id order
+    /// is stable: pass the last id seen).
+    pub async fn pending_future_dated(
+        &self,
+        after_request_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>> {
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM requests WHERE kind = $1 AND state IN ($2, $3) \
+             AND request_id > $4 ORDER BY request_id LIMIT $5"
+        );
+        let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(RequestKind::FutureDated.as_str())
+            .bind(RequestState::Accepted.as_str())
+            .bind(RequestState::Dispatched.as_str())
+            .bind(after_request_id)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(req_from_tuple).collect()
+    }
+
+    /// The service users trading under `mpid` (an MPID or gas short code), by EUI.
+    pub async fn service_users_by_mpid(&self, mpid: &str) -> Result<Vec<ServiceUser>> {
+        // MPIDs are `A-Z0-9` (no LIKE wildcards); the list is space-separated.
+        let rows: Vec<(String,)> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT org_eui FROM service_users WHERE (' ' || mpids || ' ') LIKE ('% ' || $1 || ' %') \
+             ORDER BY org_eui"
+        )
+        .bind(mpid)
+        .fetch_all(p)
+        .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (e,) in rows {
+            let eui = e
+                .parse::<Eui64>()
+                .map_err(|_| corrupt("service_users", "org_eui", &e))?;
+            if let Some(u) = self.service_user(eui).await?
+                && u.mpids.iter().any(|m| m == mpid)
+            {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Record the supplier credentials a device now holds (replacing what was recorded).
+    pub async fn set_device_supplier_credentials(
+        &self,
+        c: &DeviceSupplierCredentials,
+    ) -> Result<()> {
+        on_pool!(self, |p| sqlx::query(
+            "INSERT INTO device_supplier_credentials (eui, supplier_eui, ds_cert, ka_cert, \
+             ka_top_up_cert, request_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (eui) DO UPDATE SET supplier_eui = excluded.supplier_eui, \
+             ds_cert = excluded.ds_cert, ka_cert = excluded.ka_cert, \
+             ka_top_up_cert = excluded.ka_top_up_cert, request_id = excluded.request_id, \
+             updated_at = excluded.updated_at"
+        )
+        .bind(c.eui.to_compact())
+        .bind(c.supplier.to_compact())
+        .bind(&c.ds_cert)
+        .bind(&c.ka_cert)
+        .bind(&c.ka_top_up_cert)
+        .bind(&c.request_id)
+        .bind(ts_to_micros(c.updated_at))
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// The supplier credentials recorded for a device, if a change of supplier completed.
+    pub async fn device_supplier_credentials(
+        &self,
+        eui: Eui64,
+    ) -> Result<Option<DeviceSupplierCredentials>> {
+        let row: Option<CredTuple> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT eui, supplier_eui, ds_cert, ka_cert, ka_top_up_cert, request_id, updated_at \
+             FROM device_supplier_credentials WHERE eui = $1"
+        )
+        .bind(eui.to_compact())
+        .fetch_optional(p)
+        .await?
+        });
+        row.map(|(e, s, ds, ka, top, rid, at)| {
+            let col = |c: &'static str, v: &str| {
+                v.parse::<Eui64>()
+                    .map_err(|_| corrupt("device_supplier_credentials", c, v))
+            };
+            Ok(DeviceSupplierCredentials {
+                eui: col("eui", &e)?,
+                supplier: col("supplier_eui", &s)?,
+                ds_cert: ds,
+                ka_cert: ka,
+                ka_top_up_cert: top,
+                request_id: rid,
+                updated_at: micros_to_ts("device_supplier_credentials", "updated_at", at)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Where registration data imports stand (see [`RegistrationImportMarker`]).
+    pub async fn registration_import_marker(&self) -> Result<RegistrationImportMarker> {
+        let (n, last): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(
+            "SELECT COUNT(*), MAX(imported_at) FROM import_files WHERE kind = $1"
+        )
+        .bind(crate::FileKind::Registration.as_str())
+        .fetch_one(p)
+        .await?);
+        Ok(RegistrationImportMarker {
+            files: n.max(0) as u64,
+            last_imported_us: last.unwrap_or(0),
+        })
+    }
+}
