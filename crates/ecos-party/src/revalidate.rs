@@ -338,13 +338,7 @@ impl Party {
             on_device = match self.transport() {
                 Some(t) => match t.send(req.device, bytes).await {
                     Ok(()) => {
-                        state::set_request_state(
-                            self.store(),
-                            &cancel_id,
-                            RequestState::Dispatched,
-                            at,
-                        )
-                        .await?;
+                        state::mark_dispatched(self.store(), &cancel_id, at).await?;
                         DeviceCancellation::Sent {
                             request_id: cancel_id,
                             counter,

@@ -360,13 +360,7 @@ impl Party {
             match &self.transport {
                 Some(t) => match t.send(rid.target, command.bytes.clone()).await {
                     Ok(()) => {
-                        state::set_request_state(
-                            &self.store,
-                            &record.request_id,
-                            RequestState::Dispatched,
-                            at,
-                        )
-                        .await?;
+                        state::mark_dispatched(&self.store, &record.request_id, at).await?;
                     }
                     Err(e) => {
                         state::set_request_state(

@@ -186,6 +186,34 @@ pub async fn set_request_state(
     Ok(())
 }
 
+/// Record that a request's command left for the device. A fast transport
+/// may have brought the device's answer back, and moved the request on,
+/// before this runs: a request already answered keeps its state.
+pub async fn mark_dispatched(
+    store: &Store,
+    request_id: &str,
+    _at: Timestamp,
+) -> Result<(), PartyError> {
+    match store
+        .transition_request(
+            request_id,
+            &[RequestState::Accepted],
+            RequestUpdate::to(RequestState::Dispatched),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(ecos_store::StoreError::RequestState { actual, .. })
+            if [RequestState::Completed, RequestState::Failed]
+                .iter()
+                .any(|s| s.as_str() == actual) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(st(e)),
+    }
+}
+
 /// The request whose command to `device` carried `counter`.
 pub async fn request_by_counter(
     store: &Store,

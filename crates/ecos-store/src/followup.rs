@@ -2,7 +2,7 @@
 //! every pending future-dated request (to re-validate them when registration data
 //! changes), service users by MPID (to find the losing supplier), the supplier
 //! credentials a device holds after a switch (schema 0005), and a marker that moves
-//! whenever registration data is imported.
+//! whenever registration data or the inventory is imported.
 
 use ecos_smki::Eui64;
 use jiff::Timestamp;
@@ -35,11 +35,11 @@ pub struct DeviceSupplierCredentials {
     pub updated_at: Timestamp,
 }
 
-/// Where registration data imports stand: changes whenever a registration file is
-/// imported (a poller compares two markers).
+/// Where registration-data and inventory imports stand: changes whenever such a file
+/// is imported (a poller compares two markers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RegistrationImportMarker {
-    /// Registration files imported.
+pub struct DataImportMarker {
+    /// Registration and inventory files imported.
     pub files: u64,
     /// When the last one was imported (microseconds since the epoch; 0 if none).
     pub last_imported_us: i64,
@@ -163,15 +163,16 @@ impl Store {
         .transpose()
     }
 
-    /// Where registration data imports stand (see [`RegistrationImportMarker`]).
-    pub async fn registration_import_marker(&self) -> Result<RegistrationImportMarker> {
+    /// Where registration-data and inventory imports stand (see [`DataImportMarker`]).
+    pub async fn data_import_marker(&self) -> Result<DataImportMarker> {
         let (n, last): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(
-            "SELECT COUNT(*), MAX(imported_at) FROM import_files WHERE kind = $1"
+            "SELECT COUNT(*), MAX(imported_at) FROM import_files WHERE kind IN ($1, $2)"
         )
         .bind(crate::FileKind::Registration.as_str())
+        .bind(crate::FileKind::Inventory.as_str())
         .fetch_one(p)
         .await?);
-        Ok(RegistrationImportMarker {
+        Ok(DataImportMarker {
             files: n.max(0) as u64,
             last_imported_us: last.unwrap_or(0),
         })

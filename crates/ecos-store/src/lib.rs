@@ -130,7 +130,7 @@ mod store;
 
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
 pub use error::{FileLine, Result, RowError, StoreError};
-pub use followup::{DeviceSupplierCredentials, RegistrationImportMarker};
+pub use followup::{DataImportMarker, DeviceSupplierCredentials};
 pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};
 pub use migration::{

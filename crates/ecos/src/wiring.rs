@@ -99,6 +99,49 @@ pub fn spawn_device_receiver(
     })
 }
 
+/// How often `ecos serve` looks for new registration-data or inventory imports.
+pub const REVALIDATION_POLL: Duration = Duration::from_secs(2);
+
+/// Re-validate the pending future-dated 6.23s whenever registration data or
+/// the inventory is imported into the party's store (by `ecos regdata import`
+/// or `ecos inventory import` against the same database, or any other
+/// importer), and once at start (imports made while the service was down).
+/// The store's import marker is polled every `every`.
+pub fn spawn_revalidation_on_import(
+    party: Arc<Party>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            match party.store().data_import_marker().await {
+                Ok(m) if Some(m) != seen => {
+                    match party
+                        .revalidate_pending_future_dated(Timestamp::now())
+                        .await
+                    {
+                        Ok(r) => {
+                            seen = Some(m);
+                            if !r.cancelled.is_empty() || !r.unchecked.is_empty() {
+                                tracing::warn!(
+                                    checked = r.checked,
+                                    cancelled = r.cancelled.len(),
+                                    unchecked = r.unchecked.len(),
+                                    "new registration or inventory data: pending future-dated 6.23s cancelled"
+                                );
+                            }
+                        }
+                        Err(e) => tracing::warn!("re-validating pending future-dated 6.23s: {e}"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("reading the import marker: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// Move DUIS responses the party queued in the store to the service's
 /// delivery queue (POST to endpoints and polling), oldest first.
 pub fn spawn_outbound_bridge(

@@ -191,3 +191,118 @@ fn terminate(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `ecos regdata import` against the store of a running `ecos serve`: the
+/// service re-validates its pending future-dated 6.23s, cancels the one
+/// whose requester is no longer the registered supplier at its execution
+/// date on the (simulated) device, and the requester polls an ECoSAlert.
+#[test]
+fn regdata_import_cancels_an_invalidated_future_dated_request_in_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let out = ecos()
+        .args(["demo", "--exit", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pki = demo::pki(1).unwrap();
+    let mut child = ecos()
+        .args([
+            "serve",
+            "--simulate-devices",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.strip_prefix("ecos: listening on http://") {
+            break rest.trim().to_string();
+        }
+    };
+    let client = reqwest::blocking::Client::new();
+    let now = jiff::Timestamp::now();
+    let day = |d: i64| {
+        jiff::tz::TimeZone::UTC
+            .to_datetime(now + jiff::SignedDuration::from_hours(24 * d))
+            .date()
+    };
+    let mut spec = RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, counter(), demo::MPAN_1);
+    spec.execution =
+        ecos_duis::Execution::FutureDated(format!("{}T00:00:00Z", day(30)).parse().unwrap());
+    let answer = client
+        .post(format!("http://{addr}/api/v1/serviceS"))
+        .header("content-type", "application/xml")
+        .body(spec.signed(&pki).unwrap())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        answer.contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{answer}"
+    );
+
+    // B's registration of MPAN_1 ends in ten days; C takes over.
+    let update = data.join("regdata-update.csv");
+    std::fs::write(
+        &update,
+        format!(
+            "mpxn,supplier_mpid,effective_from,effective_to\n{m},BDEE,{s},{end}\n{m},CFEE,{next},\n",
+            m = demo::MPAN_1,
+            s = demo::SWITCH_DATE,
+            end = day(10),
+            next = day(11),
+        ),
+    )
+    .unwrap();
+    let out = ecos()
+        .args(["regdata", "import", "--mode", "update", "--data-dir"])
+        .arg(data)
+        .arg(&update)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("re-validates"), "{text}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let polled = loop {
+        let body = client
+            .get(format!("http://{addr}/api/v1/responses?since=0"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if body.contains("ECoSAlert") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(polled.contains("ECoSAlert"), "no ECoSAlert: {polled}");
+    assert!(polled.contains("FDCANCELLED"), "{polled}");
+    terminate(&mut child);
+
+    let out = ecos()
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+}

@@ -109,6 +109,11 @@ impl ImportArgs {
 #[derive(Debug, Subcommand)]
 pub enum RegdataCommand {
     /// Import a registration data file (refresh or update), all or nothing.
+    ///
+    /// An `ecos serve` running over the same store notices the import and
+    /// re-validates its pending future-dated 6.23s: one whose requester is no
+    /// longer the registered supplier at its execution date is cancelled on the
+    /// device and its requester gets an ECoSAlert.
     Import(ImportArgs),
     /// Show who is the registered supplier of an MPxN at an instant, and its history.
     Lookup {
@@ -210,7 +215,14 @@ pub fn run(cmd: RegdataCommand) -> anyhow::Result<()> {
                     .await;
                 bar.finish_and_clear();
                 store.close().await;
-                print_summary(&r?);
+                let summary = r?;
+                print_summary(&summary);
+                if !summary.already_imported {
+                    println!(
+                        "an `ecos serve` running over this store re-validates its pending future-dated 6.23s against the new data within {} s",
+                        crate::wiring::REVALIDATION_POLL.as_secs()
+                    );
+                }
                 Ok(())
             }
             RegdataCommand::Lookup { mpxn, at, store } => {

@@ -133,6 +133,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     );
                 }
                 let party = std::sync::Arc::new(party);
+                background.push(crate::wiring::spawn_revalidation_on_import(
+                    party.clone(),
+                    crate::wiring::REVALIDATION_POLL,
+                ));
                 if let Some(rx) = receiver {
                     background.push(crate::wiring::spawn_device_receiver(party.clone(), rx));
                 }
