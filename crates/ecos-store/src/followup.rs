@@ -1,7 +1,7 @@
 //! What the 6.23 pipeline needs around a change of supplier, beyond the request itself:
 //! every pending future-dated request (to re-validate them when registration data
 //! changes), service users by MPID (to find the losing supplier), the supplier
-//! credentials a device holds after a switch (schema 0005), and a marker that moves
+//! credentials a device holds after a switch (schema 0006), and a marker that moves
 //! whenever registration data or the inventory is imported.
 
 use ecos_smki::Eui64;

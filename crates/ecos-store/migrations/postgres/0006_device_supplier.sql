@@ -1,4 +1,4 @@
--- ecos-store schema v5 (postgres): the supplier credentials each device holds after a
+-- ecos-store schema v6 (postgres): the supplier credentials each device holds after a
 -- change of supplier, as the device reported them. Keep in step with the other backend.
 CREATE TABLE device_supplier_credentials (
     eui             TEXT    PRIMARY KEY,
