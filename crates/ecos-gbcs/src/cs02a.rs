@@ -210,14 +210,7 @@ impl ReadCellsResponse {
         style: LengthStyle,
     ) -> GeneralSigning {
         GeneralSigning {
-            header: GroupingHeader {
-                cra: Cra::Response,
-                counter: command.counter,
-                originator: command.recipient,
-                recipient: command.originator,
-                date_time: Some(date_time),
-                message_code: command.message_code,
-            },
+            header: command.response_to(date_time),
             content: self.encode(style),
         }
     }

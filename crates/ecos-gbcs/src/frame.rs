@@ -113,6 +113,19 @@ pub struct GroupingHeader {
 }
 
 impl GroupingHeader {
+    /// The header of a device's response to the command with this header: counter and
+    /// message code echoed, originator and recipient swapped, the response's date-time set.
+    pub fn response_to(&self, date_time: DlmsDateTime) -> GroupingHeader {
+        GroupingHeader {
+            cra: Cra::Response,
+            counter: self.counter,
+            originator: self.recipient,
+            recipient: self.originator,
+            date_time: Some(date_time),
+            message_code: self.message_code,
+        }
+    }
+
     /// The 9-byte transaction id: CRA flag and counter.
     pub fn transaction_id(&self) -> [u8; 9] {
         let mut t = [0u8; 9];

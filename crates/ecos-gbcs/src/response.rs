@@ -13,7 +13,7 @@ use crate::cs02b::{
     RemotePartySeqNumberChange, ReplacementMode, TrustAnchorCell, decode_changes, encode_changes,
 };
 use crate::error::DecodeError;
-use crate::frame::{Cra, DlmsDateTime, GeneralSigning, GroupingHeader};
+use crate::frame::{DlmsDateTime, GeneralSigning, GroupingHeader};
 
 /// A per-cell `statusCode` (ENUMERATED; numbering follows RFC 5934).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,14 +248,7 @@ impl Cs02bResponse {
         style: LengthStyle,
     ) -> GeneralSigning {
         GeneralSigning {
-            header: GroupingHeader {
-                cra: Cra::Response,
-                counter: command.counter,
-                originator: command.recipient,
-                recipient: command.originator,
-                date_time: Some(date_time),
-                message_code: command.message_code,
-            },
+            header: command.response_to(date_time),
             content: self.encode(style),
         }
     }
