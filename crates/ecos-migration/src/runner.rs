@@ -230,21 +230,8 @@ impl Migrator {
                 if answer == Answer::Migrated && rec.state != S::Migrated {
                     // The device proved it holds the ECoS certificate: whichever attempt
                     // this answers, it is migrated.
-                    let mut c = rec.to(
-                        S::Migrated,
-                        format!("counter {} success, ECoS SKI", report.command_counter),
-                    );
-                    c.reason = None;
-                    c.next_at = None;
-                    c.consume_inbox = Some(m.id);
-                    if self
-                        .store
-                        .migration_transition(&rec, &c, now)
-                        .await?
-                        .is_some()
-                    {
-                        rep.migrated += 1;
-                    }
+                    let evidence = format!("counter {} success, ECoS SKI", report.command_counter);
+                    self.settle_migrated(&rec, evidence, m.id, now, rep).await?;
                     continue;
                 }
                 let current =
@@ -279,6 +266,32 @@ impl Migrator {
 
     /// Record a failure of the current attempt and decide the retry. Returns whether the
     /// transition happened.
+    /// The device proved it holds the ECoS certificate (a 0x0106 success or a CS02a read of
+    /// its CoS cell), whichever attempt the answer belongs to: it is migrated, and the inbox
+    /// message `inbox_id` is consumed with the transition.
+    async fn settle_migrated(
+        &self,
+        rec: &MigrationRecord,
+        evidence: String,
+        inbox_id: u64,
+        now: Timestamp,
+        rep: &mut StepReport,
+    ) -> Result<(), MigrationError> {
+        let mut c = rec.to(S::Migrated, evidence);
+        c.reason = None;
+        c.next_at = None;
+        c.consume_inbox = Some(inbox_id);
+        if self
+            .store
+            .migration_transition(rec, &c, now)
+            .await?
+            .is_some()
+        {
+            rep.migrated += 1;
+        }
+        Ok(())
+    }
+
     async fn fail(
         &self,
         rec: &MigrationRecord,
@@ -442,22 +455,9 @@ impl Migrator {
             .await;
         if cell == CosCell::Ecos && rec.state != S::Migrated {
             // The device holds the ECoS certificate: its answer to the 0x0106 was lost.
-            let mut c = rec.to(
-                S::Migrated,
-                format!("CS02a read (counter {counter}): {{5, DS}} holds the ECoS certificate"),
-            );
-            c.reason = None;
-            c.next_at = None;
-            c.consume_inbox = Some(m.id);
-            if self
-                .store
-                .migration_transition(&rec, &c, now)
-                .await?
-                .is_some()
-            {
-                rep.migrated += 1;
-            }
-            return Ok(());
+            let evidence =
+                format!("CS02a read (counter {counter}): {{5, DS}} holds the ECoS certificate");
+            return self.settle_migrated(&rec, evidence, m.id, now, rep).await;
         }
         if cell == CosCell::Ecos || rec.state != S::Verifying || rec.gbcs_counter != Some(counter) {
             self.audit(
