@@ -65,19 +65,6 @@ pub async fn pending_fd(store: &Store, device: Eui64) -> Result<Option<PendingFd
         }))
 }
 
-/// Accept `counter` from `originator` if it is above every one accepted before.
-pub async fn advance_request_counter(
-    store: &Store,
-    originator: Eui64,
-    counter: u64,
-    _at: Timestamp,
-) -> Result<bool, PartyError> {
-    store
-        .check_and_advance_request_counter(originator, counter)
-        .await
-        .map_err(st)
-}
-
 /// Reserve the next GBCS originator counter (never below `floor`).
 pub async fn reserve_counter(store: &Store, floor: u64) -> Result<u64, PartyError> {
     let r = store
@@ -92,37 +79,6 @@ pub async fn reserve_counter(store: &Store, floor: u64) -> Result<u64, PartyErro
         )));
     }
     Ok(r.start)
-}
-
-/// Record an accepted request with its command, in state `Accepted`.
-pub async fn insert_request(
-    store: &Store,
-    r: &RequestRecord,
-    _at: Timestamp,
-) -> Result<(), PartyError> {
-    store
-        .insert_request(&NewRequest {
-            request_id: r.request_id.clone(),
-            originator: r.originator,
-            device: r.device,
-            kind: r.kind,
-            execution_time: r.execution,
-            request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
-        })
-        .await
-        .map_err(|e| match e {
-            ecos_store::StoreError::DuplicateRequest(id) => PartyError::DuplicateRequest(id),
-            e => st(e),
-        })?;
-    let mut update = RequestUpdate::to(r.state);
-    update.command = r.command.clone();
-    update.gbcs_counter = r.gbcs_counter;
-    update.reason = r.reason.clone();
-    store
-        .transition_request(&r.request_id, &[RequestState::Received], update)
-        .await
-        .map_err(st)?;
-    Ok(())
 }
 
 /// Record a refused request (a RequestID seen before keeps its first record).
@@ -245,21 +201,6 @@ pub async fn audit(
         .await
         .map_err(st)?;
     Ok(())
-}
-
-/// Queue a DUIS document for `recipient`.
-pub async fn enqueue(
-    store: &Store,
-    recipient: Eui64,
-    request_id: &str,
-    kind: &str,
-    body: &[u8],
-    _at: Timestamp,
-) -> Result<u64, PartyError> {
-    store
-        .enqueue_outbound(&recipient.to_string(), Some(request_id), kind, body)
-        .await
-        .map_err(st)
 }
 
 /// Commit an accepted request whole (see [`Store::commit_acceptance`]): the
