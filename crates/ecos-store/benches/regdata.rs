@@ -11,10 +11,12 @@
 //! `ECOS_TEST_POSTGRES_URL` is set (each store in its own schema, dropped afterwards).
 //!
 //! Baselines: imports against checking the same file without a store ([`check_file`]: CSV
-//! split, field parsing, check digits, duplicate and overlap checks, the per-MPxN plan), the
-//! in-memory part of every import; lookups against a bare `SELECT 1` on the same kind of
-//! connection (the synchronous SQLite connection for SQLite, the sqlx pool for PostgreSQL)
-//! and against a `HashMap` of the same data.
+//! split, field parsing, check digits, duplicate and overlap checks, the plan), the in-memory
+//! part of every import, and against building a `HashMap` of the same file (split on commas,
+//! dates parsed, periods per MPxN: an import into memory with no checks); lookups
+//! (supplier at an instant, the question the checks ask) against a bare `SELECT 1` on the
+//! same kind of connection (the synchronous SQLite connection for SQLite, the sqlx pool for
+//! PostgreSQL) and against a `HashMap` of the same data, on one thread and on two.
 //!
 //! Each figure is the median of `ECOS_BENCH_RUNS` runs (default 3).
 
@@ -27,7 +29,9 @@ use ecos_store::generate::registration_file;
 use ecos_store::{
     FileKind, ImportMode, ImportOptions, Mpxn, Store, StoreConfig, StoreLocation, check_file,
 };
+use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -55,11 +59,16 @@ struct Report {
 }
 
 impl Report {
-    fn row(&mut self, what: &str, n: u64, d: Duration, baseline: Option<(&str, f64)>) -> f64 {
+    fn row(&mut self, what: &str, n: u64, d: Duration, baselines: &[(&str, f64)]) -> f64 {
         let r = rate(n, d);
-        let ratio = match baseline {
-            Some((name, b)) => format!("{:>6.2} × {name}", r / b),
-            None => "baseline".to_string(),
+        let ratio = if baselines.is_empty() {
+            "baseline".to_string()
+        } else {
+            baselines
+                .iter()
+                .map(|(name, b)| format!("{:>6.2} × {name}", r / b))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let line = format!(
             "{what:<44} {:>12.0} /s  ({n} in {:>8.3} s)  {ratio}",
@@ -100,6 +109,15 @@ fn lookup_date(i: usize) -> Date {
         .unwrap_or(Date::constant(2020, 1, 1))
 }
 
+/// Noon UTC on the lookup date: the instant asked about.
+fn lookup_instant(i: usize) -> Timestamp {
+    lookup_date(i)
+        .at(12, 0, 0, 0)
+        .to_zoned_datetime(TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 fn key(keys: &[Mpxn], i: usize) -> &Mpxn {
     &keys[(i * 104_729 + 7) % keys.len()]
 }
@@ -137,14 +155,14 @@ async fn lookups(store: &Store, keys: &[Mpxn], n: usize, tasks: usize) -> (Durat
     let mut hs = Vec::new();
     for k in 0..tasks {
         let s = store.clone();
-        let qs: Vec<(Mpxn, Date)> = (0..per)
-            .map(|i| (key(keys, k * per + i).clone(), lookup_date(k * per + i)))
+        let qs: Vec<(Mpxn, Timestamp)> = (0..per)
+            .map(|i| (key(keys, k * per + i).clone(), lookup_instant(k * per + i)))
             .collect();
         hs.push(tokio::spawn(async move {
             let mut found = 0usize;
-            for (m, d) in &qs {
+            for (m, at) in &qs {
                 found += usize::from(
-                    s.registered_supplier_on(m, *d)
+                    s.registered_supplier_at(m, *at)
                         .await
                         .expect("lookup")
                         .is_some(),
@@ -190,6 +208,30 @@ async fn batched(store: &Store, keys: &[Mpxn], n: usize) -> Duration {
     d
 }
 
+/// The baseline import: the file's periods per MPxN in a `HashMap` (split on commas, dates
+/// parsed, supplier kept), with no checks.
+type Periods<'a> = HashMap<&'a [u8], Vec<(Date, Option<Date>, &'a [u8])>>;
+
+fn hashmap_of(data: &[u8]) -> Periods<'_> {
+    let mut m: Periods<'_> = HashMap::new();
+    for line in data.split(|&c| c == b'\n').skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let mut f = line.split(|&c| c == b',');
+        let (Some(mpxn), Some(mpid), Some(from), Some(to)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            panic!("bad generated line");
+        };
+        let date =
+            |b: &[u8]| -> Date { std::str::from_utf8(b).expect("utf8").parse().expect("date") };
+        let to = (!to.is_empty()).then(|| date(to));
+        m.entry(mpxn).or_default().push((date(from), to, mpid));
+    }
+    m
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run quickly then.
     let benching = std::env::args().any(|a| a == "--bench");
@@ -233,8 +275,18 @@ fn main() {
         assert_eq!(c.rows, n);
         t.elapsed()
     });
-    let base = rep.row("check the file, no store (baseline)", n, check, None);
-    let baseline = Some(("check", base));
+    let base = rep.row("check the file, no store (baseline)", n, check, &[]);
+    let hm_build = time_runs(runs, || {
+        let t = Instant::now();
+        let data = std::fs::read(&scratch.file).expect("read");
+        let m = hashmap_of(&data);
+        assert_eq!(m.values().map(Vec::len).sum::<usize>() as u64, n);
+        let d = t.elapsed();
+        drop(m);
+        d
+    });
+    let hm_base = rep.row("HashMap of the file (baseline)", n, hm_build, &[]);
+    let baseline = &[("check", base), ("HashMap", hm_base)][..];
 
     let mut k = 0u64;
     let sqlite = time_runs(runs, || {
@@ -280,30 +332,29 @@ fn main() {
     }
 
     // ------------------------------------------------------------------ lookups
-    println!("\n-- supplier-at-date lookups against a store of {n} rows");
-    let mem: HashMap<&str, Vec<(Date, Option<Date>)>> = {
-        let mut m: HashMap<&str, Vec<(Date, Option<Date>)>> = HashMap::new();
-        for line in std::str::from_utf8(&data).expect("utf8").lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            let from: Date = f[2].parse().expect("date");
-            let to = (!f[3].is_empty()).then(|| f[3].parse::<Date>().expect("date"));
-            m.entry(f[0]).or_default().push((from, to));
-        }
-        m
-    };
+    println!("\n-- supplier-at-instant lookups against a store of {n} rows");
+    let tz = TimeZone::get(&config().as_of_time_zone).expect("time zone");
+    let mem = hashmap_of(&data);
+    let qs: Vec<(Mpxn, Timestamp)> = (0..nlook)
+        .map(|i| (key(&keys, i).clone(), lookup_instant(i)))
+        .collect();
     let hm = time_runs(runs, || {
         let t = Instant::now();
         let mut found = 0usize;
-        for i in 0..nlook {
-            let d = lookup_date(i);
-            if let Some(h) = mem.get(key(&keys, i).as_str()) {
-                found += usize::from(h.iter().any(|(f, t)| *f <= d && t.is_none_or(|t| d <= t)));
+        for (m, at) in &qs {
+            let d = at.to_zoned_datetime(tz.clone()).date();
+            if let Some(h) = mem.get(m.as_str().as_bytes()) {
+                found += usize::from(
+                    h.iter()
+                        .any(|(f, t, _)| *f <= d && t.is_none_or(|t| d <= t)),
+                );
             }
         }
         black_box(found);
         t.elapsed()
     });
-    let hm_rate = rep.row("HashMap of the file (in memory)", nlook as u64, hm, None);
+    let hm_rate = rep.row("HashMap of the file, one thread", nlook as u64, hm, &[]);
+    drop(mem);
 
     let dir = tmp.join("lookup");
     scratch.dirs.push(dir.clone());
@@ -315,51 +366,75 @@ fn main() {
         s
     });
     // The same kind of connection the store's read path uses: rusqlite, cached statement.
-    let conn = rusqlite::Connection::open(dir.join("ecos.db")).expect("open direct");
-    let select1 = time_runs(runs, || {
-        let t = Instant::now();
-        let mut st = conn.prepare_cached("SELECT 1").expect("prepare");
-        for _ in 0..nlook {
-            let v: i64 = st.query_row([], |r| r.get(0)).expect("select 1");
-            black_box(v);
-        }
-        t.elapsed()
-    });
+    let db = dir.join("ecos.db");
+    let select1 = |threads: usize| {
+        time_runs(runs, || {
+            let per = nlook / threads;
+            let t = Instant::now();
+            std::thread::scope(|sc| {
+                for _ in 0..threads {
+                    sc.spawn(|| {
+                        let conn = rusqlite::Connection::open(&db).expect("open direct");
+                        let mut st = conn.prepare_cached("SELECT 1").expect("prepare");
+                        for _ in 0..per {
+                            let v: i64 = st.query_row([], |r| r.get(0)).expect("select 1");
+                            black_box(v);
+                        }
+                    });
+                }
+            });
+            t.elapsed()
+        })
+    };
     let s1 = rep.row(
-        "SQLite bare SELECT 1, same connection kind",
+        "SQLite bare SELECT 1, one thread",
         nlook as u64,
-        select1,
-        None,
+        select1(1),
+        &[],
     );
-    let b = Some(("SELECT 1", s1));
+    let s2 = rep.row(
+        "SQLite bare SELECT 1, two threads",
+        nlook as u64,
+        select1(2),
+        &[],
+    );
     let mut found_total = 0;
     let single = time_runs(runs, || {
         let (d, found) = rt.block_on(lookups(&store, &keys, nlook, 1));
         found_total = found;
         d
     });
-    let single_rate = rep.row("SQLite supplier_on, one task", nlook as u64, single, b);
-    let four = time_runs(runs, || rt.block_on(lookups(&store, &keys, nlook, 4)).0);
-    rep.row("SQLite supplier_on, four tasks", nlook as u64, four, b);
+    let single_rate = rep.row(
+        "SQLite supplier at instant, one thread",
+        nlook as u64,
+        single,
+        &[("SELECT 1", s1), ("HashMap", hm_rate)],
+    );
+    let two = time_runs(runs, || rt.block_on(lookups(&store, &keys, nlook, 2)).0);
+    rep.row(
+        "SQLite supplier at instant, two threads",
+        nlook as u64,
+        two,
+        &[("SELECT 1 ×2", s2), ("HashMap", hm_rate)],
+    );
     let bat = time_runs(runs, || rt.block_on(batched(&store, &keys, nlook)));
     rep.row(
         "SQLite registered_suppliers_on (one call)",
         nlook as u64,
         bat,
-        b,
+        &[("SELECT 1", s1)],
     );
     let sqlx1 = time_runs(runs, || rt.block_on(pings(&store, nlook / 4, 1)));
     rep.row(
         "SQLite SELECT 1 through the sqlx pool",
         (nlook / 4) as u64,
         sqlx1,
-        b,
+        &[("SELECT 1", s1)],
     );
     println!(
         "({found_total} of {nlook} questions had a supplier; HashMap is {:.1} × the SQLite lookup)",
         hm_rate / single_rate
     );
-    drop(conn);
     rt.block_on(store.close());
 
     if let Some(url) = &pg_url {
@@ -379,16 +454,20 @@ fn main() {
         });
         let np = (nlook / 4).max(1);
         let p1 = time_runs(runs, || rt.block_on(pings(&store, np, 4)));
-        let p1r = rep.row("PostgreSQL SELECT 1, four tasks", np as u64, p1, None);
-        let b = Some(("SELECT 1", p1r));
+        let p1r = rep.row("PostgreSQL SELECT 1, four tasks", np as u64, p1, &[]);
         let l4 = time_runs(runs, || rt.block_on(lookups(&store, &keys, np, 4)).0);
-        rep.row("PostgreSQL supplier_on, four tasks", np as u64, l4, b);
+        rep.row(
+            "PostgreSQL supplier at instant, four tasks",
+            np as u64,
+            l4,
+            &[("SELECT 1", p1r)],
+        );
         let bat = time_runs(runs, || rt.block_on(batched(&store, &keys, nlook)));
         rep.row(
             "PostgreSQL registered_suppliers_on (one call)",
             nlook as u64,
             bat,
-            b,
+            &[("SELECT 1", p1r)],
         );
         rt.block_on(async {
             store.close().await;

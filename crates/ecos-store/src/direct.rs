@@ -13,7 +13,6 @@
 //! Bulk registration writes run on a blocking thread (`spawn_blocking`) as one `BEGIN
 //! IMMEDIATE` transaction with one prepared single-row `INSERT`, reused for every row.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -22,7 +21,8 @@ use jiff::civil::Date;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Result, StoreError};
-use crate::import::{FileKind, ImportOptions, ImportProgress, ImportStage, Period};
+use crate::import::{Feed, FileKind, ImportOptions, ImportProgress, ImportStage, RegPlan, RegRow};
+use crate::model::Registration;
 use crate::mpxn::Mpxn;
 
 /// Idle read connections kept.
@@ -121,19 +121,50 @@ pub(crate) fn reg_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegTuple> {
     ))
 }
 
-/// The period of `mpxn` starting last on or before `date` (`YYYY-MM-DD`).
+/// The period of `mpxn` starting last on or before `date` (`YYYY-MM-DD`), read without
+/// parsing the MPxN back (the key is the one asked about). The inner result reports a
+/// stored value that does not parse.
 pub(crate) fn supplier_on(
     c: &Connection,
-    mpxn: &str,
+    mpxn: &Mpxn,
     date: &str,
-) -> rusqlite::Result<Option<RegTuple>> {
+) -> rusqlite::Result<Option<Result<Registration>>> {
     c.prepare_cached(
-        "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
+        "SELECT supplier_mpid, effective_from, effective_to, source_file, source_line \
          FROM registration WHERE mpxn = ?1 AND effective_from <= ?2 \
          ORDER BY effective_from DESC LIMIT 1",
     )?
-    .query_row(params![mpxn, date], reg_row)
+    .query_row(params![mpxn.as_str(), date], |r| {
+        let from = date_col("effective_from", r.get_ref(1)?.as_str()?);
+        let to = match r.get_ref(2)?.as_str_or_null()? {
+            Some(s) => date_col("effective_to", s).map(Some),
+            None => Ok(None),
+        };
+        let mpid: String = r.get(0)?;
+        let source_file: String = r.get(3)?;
+        let source_line: i64 = r.get(4)?;
+        Ok(from.and_then(|effective_from| {
+            Ok(Registration {
+                mpxn: mpxn.clone(),
+                mpid,
+                effective_from,
+                effective_to: to?,
+                source_file,
+                source_line: source_line as u64,
+            })
+        }))
+    })
     .optional()
+}
+
+/// A stored registration date.
+pub(crate) fn date_col(column: &'static str, s: &str) -> Result<Date> {
+    crate::import::fast_date(s.as_bytes())
+        .map(Ok)
+        .unwrap_or_else(|| {
+            s.parse::<Date>()
+                .map_err(|_| crate::store::corrupt("registration", column, s))
+        })
 }
 
 /// The whole history of `mpxn`, oldest first.
@@ -180,12 +211,156 @@ pub(crate) const FILE_RECORD: &str = "INSERT INTO import_files \
      (file_id, kind, mode, source, sequence, sha256, row_count, imported_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// The registration table's secondary indexes (name, `CREATE INDEX` statement).
+fn secondary_indexes(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = c.prepare(
+        "SELECT name, sql FROM sqlite_master \
+         WHERE type = 'index' AND tbl_name = 'registration' AND sql IS NOT NULL",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// One registration write transaction on its own connection (`BEGIN IMMEDIATE`: the write
+/// lock is taken first).
+///
+/// Into an empty table the secondary indexes are dropped first and built again after the
+/// rows (one sort instead of a random B-tree insert per row), inside the same transaction.
+/// The journal stays WAL with `synchronous=NORMAL`: the import is one transaction, and its
+/// atomicity (a crash leaves the store as it was) needs the journal; a WAL commit is not
+/// synced anyway, only a checkpoint is, so there is nothing to gain from `synchronous=OFF`
+/// that would be worth losing crash safety for.
+struct Bulk<'c> {
+    tx: rusqlite::Transaction<'c>,
+    /// Whether the table held rows at the start (listed MPxNs then need a delete first).
+    any: bool,
+    /// Secondary indexes dropped for the load, to build at the end.
+    rebuild: Vec<(String, String)>,
+    out: WriteOutcome,
+    /// The MPxN of the last row inserted.
+    last: Option<Mpxn>,
+}
+
+impl<'c> Bulk<'c> {
+    fn begin(conn: &'c mut Connection, expect_rows: u64) -> Result<Bulk<'c>> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let any: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM registration)", [], |r| {
+            r.get(0)
+        })?;
+        let mut rebuild = Vec::new();
+        if !any && expect_rows >= BULK_INDEX_ROWS {
+            rebuild = secondary_indexes(&tx)?;
+            for (name, _) in &rebuild {
+                tx.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+            }
+        }
+        Ok(Bulk {
+            tx,
+            any,
+            rebuild,
+            out: WriteOutcome::default(),
+            last: None,
+        })
+    }
+
+    /// Insert rows in key order; each MPxN's rows in one run. The first row of an MPxN
+    /// replaces its history.
+    fn insert(&mut self, rows: &[RegRow], file_id: &str) -> Result<()> {
+        let mut ins = self.tx.prepare_cached(
+            "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, \
+             source_file, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut del = self
+            .any
+            .then(|| {
+                self.tx
+                    .prepare_cached("DELETE FROM registration WHERE mpxn = ?1")
+            })
+            .transpose()?;
+        let mut from_buf = DateText::default();
+        let mut to_buf = DateText::default();
+        for r in rows {
+            if self.last.as_ref() != Some(&r.mpxn) {
+                if let Some(del) = &mut del {
+                    self.out.removed += del.execute([r.mpxn.as_str()])? as u64;
+                }
+                self.last = Some(r.mpxn.clone());
+            }
+            ins.execute(params![
+                r.mpxn.as_str(),
+                r.mpxn.fuel().as_str(),
+                r.mpid.as_str(),
+                from_buf.set(r.from),
+                r.to.map(|t| to_buf.set(t)),
+                r.source.as_deref().unwrap_or(file_id),
+                r.line as i64,
+            ])?;
+        }
+        self.out.written += rows.len() as u64;
+        Ok(())
+    }
+
+    /// Delete the histories of MPxNs that keep no rows (an update deleting all their periods).
+    fn delete_keys(&mut self, keys: &[Mpxn]) -> Result<()> {
+        if self.any {
+            let mut del = self
+                .tx
+                .prepare_cached("DELETE FROM registration WHERE mpxn = ?1")?;
+            for m in keys {
+                self.out.removed += del.execute([m.as_str()])? as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Build the dropped indexes, end a full refresh's absent MPxNs, record the file, commit.
+    fn finish(
+        mut self,
+        opts: &ImportOptions,
+        sha: &str,
+        nrows: u64,
+        full: Option<&FullRefreshEnd>,
+        imported_at: i64,
+    ) -> Result<WriteOutcome> {
+        for (_, sql) in &self.rebuild {
+            self.tx.execute_batch(sql)?;
+        }
+        // After the rows: the file's own rows are not matched (its record comes after), and
+        // the replaced histories are gone already.
+        if let Some(f) = full {
+            self.out.end_dated += self.tx.execute(
+                &FULL_REFRESH_DELETE.replace('$', "?"),
+                params![f.source, f.last_day],
+            )? as u64;
+            self.out.end_dated += self.tx.execute(
+                &FULL_REFRESH_END.replace('$', "?"),
+                params![f.source, f.last_day],
+            )? as u64;
+        }
+        self.tx.execute(
+            &FILE_RECORD.replace('$', "?"),
+            params![
+                opts.file_id,
+                FileKind::Registration.as_str(),
+                opts.mode.as_str(),
+                opts.recorded_source(),
+                opts.sequence.map(|s| s as i64),
+                sha,
+                nrows as i64,
+                imported_at,
+            ],
+        )?;
+        self.tx.commit()?;
+        Ok(self.out)
+    }
+}
+
 /// Write a registration plan as one transaction: replace the listed MPxNs' histories, end the
 /// provider's other periods for a full refresh, record the file.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_registration(
     path: &Path,
-    plan: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
+    plan: &RegPlan,
     opts: &ImportOptions,
     sha: &str,
     nrows: u64,
@@ -194,74 +369,31 @@ pub(crate) fn write_registration(
     progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<WriteOutcome> {
     let mut conn = open_conn(path, false)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut out = WriteOutcome::default();
-    let any: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM registration)", [], |r| {
-        r.get(0)
-    })?;
-    if any {
-        let mut del = tx.prepare_cached("DELETE FROM registration WHERE mpxn = ?1")?;
-        for m in plan.keys() {
-            out.removed += del.execute([m.as_str()])? as u64;
+    let total = plan.rows.len() as u64;
+    let mut bulk = Bulk::begin(&mut conn, total)?;
+    // MPxNs left without rows; the others are replaced as their rows are inserted.
+    let mut emptied = Vec::new();
+    let mut i = 0;
+    for k in &plan.keys {
+        if plan.rows.get(i).map(|r| &r.mpxn) != Some(k) {
+            emptied.push(k.clone());
+        }
+        while plan.rows.get(i).is_some_and(|r| &r.mpxn == k) {
+            i += 1;
         }
     }
-    if let Some(f) = full {
-        out.end_dated += tx.execute(
-            &FULL_REFRESH_DELETE.replace('$', "?"),
-            params![f.source, f.last_day],
-        )? as u64;
-        out.end_dated += tx.execute(
-            &FULL_REFRESH_END.replace('$', "?"),
-            params![f.source, f.last_day],
-        )? as u64;
+    bulk.delete_keys(&emptied)?;
+    let mut done = 0u64;
+    for chunk in plan.rows.chunks(16_384) {
+        bulk.insert(chunk, &opts.file_id)?;
+        done += chunk.len() as u64;
+        progress(ImportProgress {
+            stage: ImportStage::Writing,
+            done,
+            total,
+        });
     }
-    let total: u64 = plan.values().map(|h| h.len() as u64).sum();
-    {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, \
-             source_file, source_line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut from_buf = DateText::default();
-        let mut to_buf = DateText::default();
-        let mut done = 0u64;
-        for (m, h) in plan {
-            let fuel = m.fuel().as_str();
-            for (d, p) in h {
-                ins.execute(params![
-                    m.as_str(),
-                    fuel,
-                    p.mpid,
-                    from_buf.set(*d),
-                    p.to.map(|t| to_buf.set(t)),
-                    &*p.file,
-                    p.line as i64,
-                ])?;
-                done += 1;
-                if done % 16_384 == 0 {
-                    progress(ImportProgress {
-                        stage: ImportStage::Writing,
-                        done,
-                        total,
-                    });
-                }
-            }
-        }
-        out.written = done;
-    }
-    tx.execute(
-        &FILE_RECORD.replace('$', "?"),
-        params![
-            opts.file_id,
-            FileKind::Registration.as_str(),
-            opts.mode.as_str(),
-            opts.recorded_source(),
-            opts.sequence.map(|s| s as i64),
-            sha,
-            nrows as i64,
-            imported_at,
-        ],
-    )?;
-    tx.commit()?;
+    let out = bulk.finish(opts, sha, nrows, full, imported_at)?;
     progress(ImportProgress {
         stage: ImportStage::Writing,
         done: total,
@@ -270,12 +402,40 @@ pub(crate) fn write_registration(
     Ok(out)
 }
 
+/// Write a refresh as the parser hands its rows over ([`Feed`]), as one transaction. Returns
+/// `None`, having rolled back, when the feed closes without [`Feed::End`].
+pub(crate) fn stream_registration(
+    path: &Path,
+    feed: &mut tokio::sync::mpsc::Receiver<Feed>,
+    opts: &ImportOptions,
+    sha: &str,
+    full: Option<&FullRefreshEnd>,
+    expect_rows: u64,
+    imported_at: i64,
+) -> Result<Option<WriteOutcome>> {
+    let mut conn = open_conn(path, false)?;
+    let mut bulk = Bulk::begin(&mut conn, expect_rows)?;
+    loop {
+        match feed.blocking_recv() {
+            Some(Feed::Rows(rows)) => bulk.insert(&rows, &opts.file_id)?,
+            Some(Feed::End { rows }) => {
+                return bulk.finish(opts, sha, rows, full, imported_at).map(Some);
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Rows from which a write into an empty table builds the secondary indexes afterwards.
+const BULK_INDEX_ROWS: u64 = 10_000;
+
 /// A date as `YYYY-MM-DD` text without allocating.
 #[derive(Default)]
-struct DateText([u8; 10]);
+pub(crate) struct DateText([u8; 10]);
 
 impl DateText {
-    fn set(&mut self, d: Date) -> &str {
+    /// Write `d` and return the text.
+    pub(crate) fn set(&mut self, d: Date) -> &str {
         let y = d.year().clamp(0, 9999) as u16;
         let m = d.month() as u8;
         let day = d.day() as u8;

@@ -2,7 +2,8 @@
 //!
 //! The formats are documented in the crate docs ([`crate`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -273,6 +274,9 @@ impl Header {
     }
 }
 
+/// More columns than any format has (a header names each known column at most once).
+const MAX_COLUMNS: usize = 16;
+
 /// Drive the rows of a file: header, then each non-empty data line.
 pub(crate) fn for_each_row(
     file: &str,
@@ -293,12 +297,37 @@ pub(crate) fn for_each_row(
     let header = Header::parse(file, head, known, required)?;
     let mut rows = 0u64;
     let mut next_report = 0u64;
+    let mut arr: [Cow<'_, str>; MAX_COLUMNS] = std::array::from_fn(|_| Cow::Borrowed(""));
     for (n, pos, line) in it {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let line = std::str::from_utf8(line).map_err(|_| row_err(file, n, RowError::Utf8))?;
-        let fields = split_line(line).map_err(|e| row_err(file, n, e))?;
+        // Unquoted lines (the usual case) split into a reused array, without allocating.
+        let quoted;
+        let fields: &[Cow<'_, str>] = if line.contains('"') {
+            quoted = split_line(line).map_err(|e| row_err(file, n, e))?;
+            &quoted
+        } else {
+            let mut k = 0;
+            for part in line.split(',') {
+                if k < arr.len() {
+                    arr[k] = Cow::Borrowed(part);
+                }
+                k += 1;
+            }
+            if k != header.cols.len() {
+                return Err(row_err(
+                    file,
+                    n,
+                    RowError::FieldCount {
+                        expected: header.cols.len(),
+                        found: k,
+                    },
+                ));
+            }
+            &arr[..k]
+        };
         if fields.len() != header.cols.len() {
             return Err(row_err(
                 file,
@@ -309,7 +338,7 @@ pub(crate) fn for_each_row(
                 },
             ));
         }
-        f(n, &header, &fields).map_err(|e| row_err(file, n, e))?;
+        f(n, &header, fields).map_err(|e| row_err(file, n, e))?;
         rows += 1;
         if pos as u64 >= next_report {
             progress(ImportProgress {
@@ -345,11 +374,34 @@ fn invalid(column: &'static str, value: &str, reason: impl Into<String>) -> RowE
 }
 
 pub(crate) fn parse_date(column: &'static str, s: &str) -> Result<Date, RowError> {
+    if let Some(d) = fast_date(s.as_bytes()) {
+        return Ok(d);
+    }
     if s.len() != 10 {
         return Err(invalid(column, s, "is not a date YYYY-MM-DD"));
     }
     s.parse::<Date>()
         .map_err(|e| invalid(column, s, format!("is not a date YYYY-MM-DD ({e})")))
+}
+
+/// `YYYY-MM-DD` of a valid date, without the general parser; `None` sends the caller to it
+/// (for its error message).
+pub(crate) fn fast_date(b: &[u8]) -> Option<Date> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let mut v = [0u8; 8];
+    for (o, &c) in v
+        .iter_mut()
+        .zip(b[..4].iter().chain(&b[5..7]).chain(&b[8..10]))
+    {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        *o = c - b'0';
+    }
+    let y = i16::from(v[0]) * 1000 + i16::from(v[1]) * 100 + i16::from(v[2]) * 10 + i16::from(v[3]);
+    Date::new(y, (v[4] * 10 + v[5]) as i8, (v[6] * 10 + v[7]) as i8).ok()
 }
 
 /// An MPID or gas short code: 1 to 8 characters `[A-Z0-9]`.
@@ -386,26 +438,73 @@ fn parse_mpxn(s: &str, policies: CheckDigitPolicies, warnings: &mut u64) -> Resu
     Ok(m)
 }
 
-/// One registration row of a file.
+/// A supplier MPID or gas shipper short code (1 to 8 characters `[A-Z0-9]`), held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mpid {
+    b: [u8; 8],
+    len: u8,
+}
+
+impl Mpid {
+    /// Check and keep an MPID.
+    pub(crate) fn parse(column: &'static str, s: &str) -> Result<Mpid, RowError> {
+        check_mpid(column, s)?;
+        let mut b = [0u8; 8];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        Ok(Mpid {
+            b,
+            len: s.len() as u8,
+        })
+    }
+
+    /// The characters.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.b[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Mpid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One registration period: a row of the file being imported, or (in an update's plan) a
+/// period the store holds.
 #[derive(Debug, Clone)]
 pub(crate) struct RegRow {
-    pub line: u64,
     pub mpxn: Mpxn,
-    pub mpid: String,
     pub from: Date,
     pub to: Option<Date>,
+    pub mpid: Mpid,
+    /// The line in its file.
+    pub line: u64,
+    /// The file it comes from: `None` for the file being imported.
+    pub source: Option<Arc<str>>,
+    /// An update's `action=delete`.
     pub delete: bool,
 }
 
-/// A registration period as held (from the store or the file), with provenance.
-#[derive(Debug, Clone)]
-pub(crate) struct Period {
-    pub mpid: String,
-    pub to: Option<Date>,
-    pub file: Arc<str>,
-    pub line: u64,
-    /// Whether it comes from the file being imported.
-    pub from_file: bool,
+impl RegRow {
+    fn is_from_file(&self) -> bool {
+        self.source.is_none()
+    }
+
+    fn key_cmp(&self, other: &RegRow) -> std::cmp::Ordering {
+        self.mpxn
+            .cmp(&other.mpxn)
+            .then_with(|| self.from.cmp(&other.from))
+    }
+}
+
+/// The new histories of the MPxNs a registration file lists.
+#[derive(Debug, Default)]
+pub(crate) struct RegPlan {
+    /// The MPxNs the file lists, ascending: their histories are replaced by `rows`.
+    pub keys: Vec<Mpxn>,
+    /// Their periods, by (MPxN, effective_from).
+    pub rows: Vec<RegRow>,
 }
 
 pub(crate) const REG_COLUMNS: &[&str] = &[
@@ -416,27 +515,71 @@ pub(crate) const REG_COLUMNS: &[&str] = &[
     "action",
 ];
 
-pub(crate) fn parse_registration(
+/// The positions of the registration columns in a file's header.
+#[derive(Clone, Copy)]
+struct RegCols {
+    mpxn: usize,
+    mpid: usize,
+    from: usize,
+    to: Option<usize>,
+    action: Option<usize>,
+}
+
+impl RegCols {
+    fn new(h: &Header) -> RegCols {
+        // The three are required by the header check.
+        RegCols {
+            mpxn: h.idx.get("mpxn").copied().unwrap_or(0),
+            mpid: h.idx.get("supplier_mpid").copied().unwrap_or(0),
+            from: h.idx.get("effective_from").copied().unwrap_or(0),
+            to: h.idx.get("effective_to").copied(),
+            action: h.idx.get("action").copied(),
+        }
+    }
+}
+
+fn field<'a>(f: &'a [std::borrow::Cow<'a, str>], i: usize) -> Option<&'a str> {
+    Some(f[i].trim()).filter(|s| !s.is_empty())
+}
+
+/// Parse and check the rows of a registration file, handing them on in chunks of up to
+/// `chunk` rows (in file order). Returns the rows and check-digit warnings counted.
+pub(crate) fn parse_registration_chunks(
     data: &[u8],
     opts: &ImportOptions,
     progress: &mut ProgressFn<'_>,
-) -> Result<(Vec<RegRow>, u64)> {
-    let mut rows = Vec::new();
+    chunk: usize,
+    mut sink: impl FnMut(Vec<RegRow>) -> Result<()>,
+) -> Result<(u64, u64)> {
+    let mut rows = Vec::with_capacity(chunk);
     let mut warnings = 0u64;
     let mode = opts.mode;
-    for_each_row(
+    let mut cols: Option<RegCols> = None;
+    let mut sink_err: Option<StoreError> = None;
+    let n = for_each_row(
         &opts.file_id,
         data,
         REG_COLUMNS,
         &["mpxn", "supplier_mpid", "effective_from"],
         progress,
         |line, h, f| {
-            let mpxn = parse_mpxn(required(h, f, "mpxn")?, opts.check_digits, &mut warnings)?;
-            let mpid = required(h, f, "supplier_mpid")?;
-            check_mpid("supplier_mpid", mpid)?;
-            let from_s = required(h, f, "effective_from")?;
+            let c = *cols.get_or_insert_with(|| RegCols::new(h));
+            let mpxn = parse_mpxn(
+                field(f, c.mpxn).ok_or(RowError::Missing { column: "mpxn" })?,
+                opts.check_digits,
+                &mut warnings,
+            )?;
+            let mpid = Mpid::parse(
+                "supplier_mpid",
+                field(f, c.mpid).ok_or(RowError::Missing {
+                    column: "supplier_mpid",
+                })?,
+            )?;
+            let from_s = field(f, c.from).ok_or(RowError::Missing {
+                column: "effective_from",
+            })?;
             let from = parse_date("effective_from", from_s)?;
-            let to = match h.get(f, "effective_to") {
+            let to = match c.to.and_then(|i| field(f, i)) {
                 Some(s) => {
                     let to = parse_date("effective_to", s)?;
                     if to < from {
@@ -449,153 +592,358 @@ pub(crate) fn parse_registration(
                 }
                 None => None,
             };
-            let delete = match h.get(f, "action").map(str::to_ascii_lowercase).as_deref() {
-                None | Some("upsert") => false,
-                Some("delete") if mode == ImportMode::Update => true,
-                Some("delete") => {
+            let delete = match c.action.and_then(|i| field(f, i)) {
+                None => false,
+                Some(a) if a.eq_ignore_ascii_case("upsert") => false,
+                Some(a) if a.eq_ignore_ascii_case("delete") => {
+                    if mode != ImportMode::Update {
+                        return Err(invalid(
+                            "action",
+                            "delete",
+                            "is only allowed in update files",
+                        ));
+                    }
+                    true
+                }
+                Some(other) => {
                     return Err(invalid(
                         "action",
-                        "delete",
-                        "is only allowed in update files",
+                        &other.to_ascii_lowercase(),
+                        "expected upsert or delete",
                     ));
                 }
-                Some(other) => return Err(invalid("action", other, "expected upsert or delete")),
             };
             rows.push(RegRow {
-                line,
                 mpxn,
-                mpid: mpid.to_string(),
                 from,
                 to,
+                mpid,
+                line,
+                source: None,
                 delete,
             });
+            if rows.len() >= chunk {
+                let full = std::mem::replace(&mut rows, Vec::with_capacity(chunk));
+                if let Err(e) = sink(full) {
+                    sink_err = Some(e);
+                    return Err(RowError::Header(String::new()));
+                }
+            }
             Ok(())
         },
-    )?;
-    Ok((rows, warnings))
+    );
+    if let Some(e) = sink_err {
+        return Err(e);
+    }
+    let n = n?;
+    if !rows.is_empty() {
+        sink(rows)?;
+    }
+    Ok((n, warnings))
+}
+
+/// Parse and check the rows of a registration file.
+pub(crate) fn parse_registration(
+    data: &[u8],
+    opts: &ImportOptions,
+    progress: &mut ProgressFn<'_>,
+) -> Result<(Vec<RegRow>, u64)> {
+    let mut all = Vec::new();
+    let (_, warnings) = parse_registration_chunks(data, opts, progress, 1 << 16, |c| {
+        if all.is_empty() {
+            all = c;
+        } else {
+            all.extend(c);
+        }
+        Ok(())
+    })?;
+    Ok((all, warnings))
+}
+
+/// Rows in a chunk handed from the parser to a streaming writer.
+pub(crate) const STREAM_CHUNK: usize = 4096;
+
+/// From the parser to a streaming writer. A writer that sees its channel close without
+/// [`Feed::End`] rolls back.
+#[derive(Debug)]
+pub(crate) enum Feed {
+    /// Checked rows, in strictly ascending (MPxN, effective_from) order, continuing the
+    /// previous chunk; each MPxN's periods in one run, without overlaps.
+    Rows(Vec<RegRow>),
+    /// The whole file is parsed and checked: commit.
+    End {
+        /// Data rows in the file.
+        rows: u64,
+    },
+}
+
+/// How a streamed parse ended.
+#[derive(Debug)]
+pub(crate) enum Streamed {
+    /// Every row went to the writer, then [`Feed::End`].
+    Sent {
+        /// Data rows.
+        rows: u64,
+        /// Distinct MPxNs.
+        keys: u64,
+        /// Check-digit warnings.
+        warnings: u64,
+    },
+    /// The rows are not in (MPxN, effective_from) order, or two periods clash: the writer was
+    /// abandoned and here are all the rows, for [`plan_registration`] (which sorts them and
+    /// names the error, if any).
+    Collected {
+        /// All data rows.
+        rows: Vec<RegRow>,
+        /// Check-digit warnings.
+        warnings: u64,
+    },
+    /// The writer stopped taking rows; its own result says why.
+    WriterGone,
+}
+
+/// Parse a refresh registration file, handing checked rows to a writer while parsing, as long
+/// as they come in key order without clashes (a generated or exported file usually does).
+/// Otherwise the writer is abandoned and the file parsed again into memory.
+pub(crate) fn parse_registration_streaming(
+    data: &[u8],
+    opts: &ImportOptions,
+    progress: &mut ProgressFn<'_>,
+    feed: tokio::sync::mpsc::Sender<Feed>,
+) -> Result<Streamed> {
+    #[derive(PartialEq)]
+    enum Stop {
+        No,
+        Fallback,
+        WriterGone,
+    }
+    let mut stop = Stop::No;
+    let mut last: Option<(Mpxn, Date, Option<Date>)> = None;
+    let mut keys = 0u64;
+    // Progress never goes back, even when the file is read a second time.
+    let mut high = 0u64;
+    let mut monotone = |p: ImportProgress| {
+        if p.done >= high {
+            high = p.done;
+            progress(p);
+        }
+    };
+    let mut prog: ProgressFn<'_> = &mut monotone;
+    let first = parse_registration_chunks(data, opts, &mut prog, STREAM_CHUNK, |chunk| {
+        for r in &chunk {
+            let fits = match &last {
+                None => true,
+                Some((m, from, to)) => match m.cmp(&r.mpxn) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => *from < r.from && to.is_some_and(|t| t < r.from),
+                    std::cmp::Ordering::Greater => false,
+                },
+            };
+            if !fits {
+                stop = Stop::Fallback;
+                return Err(StoreError::Invalid("fallback".into()));
+            }
+            if last.as_ref().is_none_or(|(m, _, _)| *m != r.mpxn) {
+                keys += 1;
+            }
+            last = Some((r.mpxn.clone(), r.from, r.to));
+        }
+        if feed.blocking_send(Feed::Rows(chunk)).is_err() {
+            stop = Stop::WriterGone;
+            return Err(StoreError::Invalid("writer gone".into()));
+        }
+        Ok(())
+    });
+    match (first, stop) {
+        (Ok((rows, warnings)), Stop::No) => {
+            if feed.blocking_send(Feed::End { rows }).is_err() {
+                return Ok(Streamed::WriterGone);
+            }
+            Ok(Streamed::Sent {
+                rows,
+                keys,
+                warnings,
+            })
+        }
+        (_, Stop::WriterGone) => Ok(Streamed::WriterGone),
+        (_, Stop::Fallback) => {
+            drop(feed);
+            let (rows, warnings) = parse_registration(data, opts, &mut prog)?;
+            Ok(Streamed::Collected { rows, warnings })
+        }
+        (Err(e), Stop::No) => Err(e),
+    }
 }
 
 fn show_to(to: Option<Date>) -> String {
     to.map_or_else(|| "open".to_string(), |d| d.to_string())
 }
 
-/// Check the histories for overlaps. `histories` maps MPxN → periods by start date.
-/// Each overlap is blamed on the later file line involved; the first such line is reported.
-pub(crate) fn check_overlaps(
-    file: &str,
-    histories: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
-) -> Result<()> {
-    let mut worst: Option<(u64, RowError)> = None;
-    for (mpxn, h) in histories {
-        let mut prev: Option<(&Date, &Period)> = None;
-        for (from, p) in h {
-            if let Some((pf, pp)) = prev
-                && pp.to.is_none_or(|t| t >= *from)
-            {
-                // Blame the file row (the later line when both are from the file).
-                let blame_later = if p.from_file && pp.from_file {
-                    p.line >= pp.line
-                } else {
-                    p.from_file
-                };
-                let (line, me_from, me, other_from, other) = if blame_later {
-                    (p.line, from, p, pf, pp)
-                } else {
-                    (pp.line, pf, pp, from, p)
-                };
-                let other_where = if other.from_file {
-                    format!("line {}", other.line)
-                } else {
-                    format!("in the store, from {} line {}", other.file, other.line)
-                };
-                let e = RowError::Overlap {
-                    mpxn: mpxn.to_string(),
-                    period: format!("{me_from}..{}", show_to(me.to)),
-                    other: format!("{other_from}..{}", show_to(other.to)),
-                    other_where,
-                };
-                if worst.as_ref().is_none_or(|(l, _)| line < *l) {
-                    worst = Some((line, e));
-                }
-            }
-            prev = Some((from, p));
+/// The first (lowest-line) error of each kind found while checking registration periods in
+/// (MPxN, effective_from) order. Reported in the order duplicates, deletes of nothing,
+/// overlaps.
+#[derive(Debug, Default)]
+pub(crate) struct RegFaults {
+    duplicate: Option<(u64, RowError)>,
+    no_delete: Option<(u64, RowError)>,
+    overlap: Option<(u64, RowError)>,
+}
+
+fn keep_first(slot: &mut Option<(u64, RowError)>, line: u64, e: impl FnOnce() -> RowError) {
+    if slot.as_ref().is_none_or(|(l, _)| line < *l) {
+        *slot = Some((line, e()));
+    }
+}
+
+impl RegFaults {
+    /// The error to report, if any.
+    pub(crate) fn into_result(self, file: &str) -> Result<()> {
+        match self.duplicate.or(self.no_delete).or(self.overlap) {
+            Some((line, e)) => Err(row_err(file, line, e)),
+            None => Ok(()),
         }
     }
-    match worst {
-        Some((line, e)) => Err(row_err(file, line, e)),
-        None => Ok(()),
+
+    /// Two file rows with the same key, `b` the later line.
+    pub(crate) fn duplicate(&mut self, a: &RegRow, b: &RegRow) {
+        let (first, second) = if a.line <= b.line { (a, b) } else { (b, a) };
+        keep_first(&mut self.duplicate, second.line, || RowError::Duplicate {
+            first_line: first.line,
+            what: format!("MPxN {} from {}", first.mpxn, first.from),
+        });
+    }
+
+    /// Check two consecutive periods of the new histories (`prev` before `cur`).
+    pub(crate) fn adjacent(&mut self, prev: &RegRow, cur: &RegRow) {
+        if prev.mpxn != cur.mpxn || prev.to.is_some_and(|t| t < cur.from) {
+            return;
+        }
+        // Blame the file row (the later line when both are from the file).
+        let blame_later = if cur.is_from_file() && prev.is_from_file() {
+            cur.line >= prev.line
+        } else {
+            cur.is_from_file()
+        };
+        let (me, other) = if blame_later {
+            (cur, prev)
+        } else {
+            (prev, cur)
+        };
+        keep_first(&mut self.overlap, me.line, || {
+            let other_where = match &other.source {
+                None => format!("line {}", other.line),
+                Some(f) => format!("in the store, from {} line {}", f, other.line),
+            };
+            RowError::Overlap {
+                mpxn: me.mpxn.to_string(),
+                period: format!("{}..{}", me.from, show_to(me.to)),
+                other: format!("{}..{}", other.from, show_to(other.to)),
+                other_where,
+            }
+        });
+    }
+
+    fn no_delete(&mut self, r: &RegRow) {
+        keep_first(&mut self.no_delete, r.line, || {
+            invalid(
+                "effective_from",
+                &r.from.to_string(),
+                format!(
+                    "MPxN {} has no registration from this date to delete",
+                    r.mpxn
+                ),
+            )
+        });
     }
 }
 
 /// Build the new histories of the MPxNs a registration file lists.
 ///
-/// `existing` is the store's history of those MPxNs (used by update files only).
+/// `existing` is the store's history of those MPxNs (used by update files only): a file row
+/// replaces the store's period with the same start, or deletes it.
 pub(crate) fn plan_registration(
     opts: &ImportOptions,
-    rows: Vec<RegRow>,
-    existing: Vec<crate::model::Registration>,
-) -> Result<BTreeMap<Mpxn, BTreeMap<Date, Period>>> {
+    mut rows: Vec<RegRow>,
+    mut existing: Vec<crate::model::Registration>,
+) -> Result<RegPlan> {
     let file = &opts.file_id;
-    let file_arc: Arc<str> = Arc::from(file.as_str());
-    let mut hist: BTreeMap<Mpxn, BTreeMap<Date, Period>> = BTreeMap::new();
-    for r in existing {
-        hist.entry(r.mpxn).or_default().insert(
-            r.effective_from,
-            Period {
-                mpid: r.mpid,
-                to: r.effective_to,
-                file: Arc::from(r.source_file),
-                line: r.source_line,
-                from_file: false,
-            },
-        );
+    // Stable: rows with the same key stay in file order.
+    if !rows.is_sorted_by(|a, b| a.key_cmp(b).is_le()) {
+        rows.sort_by(RegRow::key_cmp);
     }
-    let mut seen: HashMap<(&Mpxn, Date), u64> = HashMap::with_capacity(rows.len());
+    let mut faults = RegFaults::default();
+    for w in rows.windows(2) {
+        if w[0].key_cmp(&w[1]).is_eq() {
+            faults.duplicate(&w[0], &w[1]);
+        }
+    }
+    let mut keys: Vec<Mpxn> = Vec::new();
     for r in &rows {
-        if let Some(first) = seen.insert((&r.mpxn, r.from), r.line) {
-            return Err(row_err(
-                file,
-                r.line,
-                RowError::Duplicate {
-                    first_line: first,
-                    what: format!("MPxN {} from {}", r.mpxn, r.from),
-                },
-            ));
+        if keys.last() != Some(&r.mpxn) {
+            keys.push(r.mpxn.clone());
         }
     }
-    drop(seen);
-    for r in rows {
-        let h = hist.entry(r.mpxn.clone()).or_default();
+    let rows = if existing.is_empty() {
+        for r in rows.iter().filter(|r| r.delete) {
+            faults.no_delete(r);
+        }
+        rows
+    } else {
+        existing.sort_by(|a, b| {
+            a.mpxn
+                .cmp(&b.mpxn)
+                .then_with(|| a.effective_from.cmp(&b.effective_from))
+        });
+        let mut files: HashMap<String, Arc<str>> = HashMap::new();
+        let mut old = Vec::with_capacity(existing.len());
+        for r in existing {
+            let source = files
+                .entry(r.source_file)
+                .or_insert_with_key(|k| Arc::from(k.as_str()))
+                .clone();
+            let mpid = Mpid::parse("supplier_mpid", &r.mpid)
+                .map_err(|_| crate::store::corrupt("registration", "supplier_mpid", &r.mpid))?;
+            old.push(RegRow {
+                mpxn: r.mpxn,
+                from: r.effective_from,
+                to: r.effective_to,
+                mpid,
+                line: r.source_line,
+                source: Some(source),
+                delete: false,
+            });
+        }
+        merge_update(rows, old, &mut faults)
+    };
+    for w in rows.windows(2) {
+        faults.adjacent(&w[0], &w[1]);
+    }
+    faults.into_result(file)?;
+    Ok(RegPlan { keys, rows })
+}
+
+/// Merge an update's rows onto the store's periods (both in key order): a file row replaces
+/// the period with its key or, with `action=delete`, removes it.
+fn merge_update(new: Vec<RegRow>, old: Vec<RegRow>, faults: &mut RegFaults) -> Vec<RegRow> {
+    let mut out = Vec::with_capacity(new.len() + old.len());
+    let mut old = old.into_iter().peekable();
+    for r in new {
+        while let Some(o) = old.next_if(|o| o.key_cmp(&r).is_lt()) {
+            out.push(o);
+        }
+        let replaced = old.next_if(|o| o.key_cmp(&r).is_eq()).is_some();
         if r.delete {
-            if h.remove(&r.from).is_none() {
-                return Err(row_err(
-                    file,
-                    r.line,
-                    invalid(
-                        "effective_from",
-                        &r.from.to_string(),
-                        format!(
-                            "MPxN {} has no registration from this date to delete",
-                            r.mpxn
-                        ),
-                    ),
-                ));
+            if !replaced {
+                faults.no_delete(&r);
             }
+        } else if out.last().is_some_and(|l| l.key_cmp(&r).is_eq()) {
+            // A duplicate in the file, already reported: keep the first.
         } else {
-            h.insert(
-                r.from,
-                Period {
-                    mpid: r.mpid,
-                    to: r.to,
-                    file: file_arc.clone(),
-                    line: r.line,
-                    from_file: true,
-                },
-            );
+            out.push(r);
         }
     }
-    check_overlaps(file, &hist)?;
-    Ok(hist)
+    out.extend(old);
+    out
 }
 
 pub(crate) const INV_COLUMNS: &[&str] = &[
@@ -893,7 +1241,7 @@ pub fn check_file(kind: FileKind, data: &[u8], opts: &ImportOptions) -> Result<F
             Ok(FileCheck {
                 kind,
                 rows: n,
-                keys: plan.len() as u64,
+                keys: plan.keys.len() as u64,
                 check_digit_warnings: warnings,
             })
         }
@@ -920,5 +1268,43 @@ pub fn check_file(kind: FileKind, data: &[u8], opts: &ImportOptions) -> Result<F
                 check_digit_warnings: 0,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The fast date path accepts exactly what the general parser accepts, as the same date.
+        #[test]
+        fn fast_date_agrees(y in 0u32..10_000, m in 0u32..14, d in 0u32..33) {
+            let s = format!("{y:04}-{m:02}-{d:02}");
+            proptest::prop_assert_eq!(fast_date(s.as_bytes()), s.parse::<Date>().ok());
+        }
+
+        #[test]
+        fn fast_date_refuses_other_shapes(s in "[0-9+-]{8,12}") {
+            if let Some(d) = fast_date(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(d), s.parse::<Date>().ok());
+            }
+        }
+    }
+
+    #[test]
+    fn mpid_and_mpxn_inline() {
+        assert_eq!(
+            Mpid::parse("supplier_mpid", "ABCD1234").unwrap().as_str(),
+            "ABCD1234"
+        );
+        assert!(Mpid::parse("supplier_mpid", "ABCD12345").is_err());
+        // Inline MPxNs order as their digit strings.
+        let mut v: Vec<Mpxn> = ["1312345678907", "42", "3938424403", "420", "5"]
+            .iter()
+            .map(|s| Mpxn::parse_unchecked(s).unwrap())
+            .collect();
+        v.sort();
+        let s: Vec<&str> = v.iter().map(Mpxn::as_str).collect();
+        assert_eq!(s, ["1312345678907", "3938424403", "42", "420", "5"]);
     }
 }

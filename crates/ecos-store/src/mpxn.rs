@@ -128,9 +128,13 @@ pub enum MpxnError {
 }
 
 /// An MPAN core (13 digits, electricity) or an MPRN (1 to 10 digits, gas), as canonical digits.
+///
+/// Held inline (no allocation): the digits, zero-padded, then their count. Ordering is that of
+/// the digit strings (a digit sorts after the padding).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mpxn {
-    digits: String,
+    digits: [u8; 13],
+    len: u8,
     fuel: Fuel,
 }
 
@@ -187,10 +191,22 @@ impl Mpxn {
                 });
             }
         };
-        Ok(Mpxn {
-            digits: t.to_string(),
+        Ok(Mpxn::from_digits(t.as_bytes(), fuel))
+    }
+
+    /// From 1 to 13 ASCII digits already checked for form.
+    fn from_digits(d: &[u8], fuel: Fuel) -> Mpxn {
+        let mut digits = [0u8; 13];
+        digits[..d.len()].copy_from_slice(d);
+        Mpxn {
+            digits,
+            len: d.len() as u8,
             fuel,
-        })
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
     }
 
     /// Parse and apply the check-digit policy for the identifier's fuel.
@@ -209,7 +225,7 @@ impl Mpxn {
             CheckDigitPolicy::Off => Ok(()),
             CheckDigitPolicy::Warn => {
                 if let Err(e) = self.verify_check_digit() {
-                    tracing::warn!(mpxn = %self.digits, "{e}");
+                    tracing::warn!(mpxn = %self, "{e}");
                 }
                 Ok(())
             }
@@ -219,14 +235,35 @@ impl Mpxn {
 
     /// Whether the check digit(s) are right.
     pub fn check_digit_valid(&self) -> bool {
-        self.verify_check_digit().is_ok()
+        let b = self.bytes();
+        let mut d = [0u8; 13];
+        for (o, c) in d.iter_mut().zip(b) {
+            *o = c - b'0';
+        }
+        let d = &d[..b.len()];
+        match self.fuel {
+            Fuel::Electricity => {
+                let mut first = [0u8; 12];
+                first.copy_from_slice(&d[..12]);
+                mpan_check_digit(&first) == d[12]
+            }
+            Fuel::Gas => {
+                d.len() >= 3 && {
+                    let (body, check) = d.split_at(d.len() - 2);
+                    mprn_check_digits(body) == check[0] * 10 + check[1]
+                }
+            }
+        }
     }
 
     /// Verify the check digit(s), returning [`MpxnError::CheckDigit`] when they are wrong.
     ///
     /// An MPRN of fewer than three digits has no body to check and fails.
     pub fn verify_check_digit(&self) -> Result<(), MpxnError> {
-        let d: Vec<u8> = self.digits.bytes().map(|b| b - b'0').collect();
+        if self.check_digit_valid() {
+            return Ok(());
+        }
+        let d: Vec<u8> = self.bytes().iter().map(|b| b - b'0').collect();
         let (given, expected) = match self.fuel {
             Fuel::Electricity => {
                 let mut first = [0u8; 12];
@@ -235,7 +272,7 @@ impl Mpxn {
             }
             Fuel::Gas => {
                 if d.len() < 3 {
-                    (self.digits.clone(), "at least 3 digits".to_string())
+                    (self.to_string(), "at least 3 digits".to_string())
                 } else {
                     let (body, check) = d.split_at(d.len() - 2);
                     (
@@ -249,7 +286,7 @@ impl Mpxn {
             Ok(())
         } else {
             Err(MpxnError::CheckDigit {
-                input: self.digits.clone(),
+                input: self.to_string(),
                 fuel: self.fuel,
                 given,
                 expected,
@@ -259,7 +296,8 @@ impl Mpxn {
 
     /// The canonical digits.
     pub fn as_str(&self) -> &str {
-        &self.digits
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
     }
 
     /// The fuel given by the form.
@@ -279,10 +317,10 @@ impl Mpxn {
         for (o, c) in d.iter_mut().zip(b) {
             *o = c - b'0';
         }
-        Some(Mpxn {
-            digits: format!("{first12}{}", mpan_check_digit(&d)),
-            fuel: Fuel::Electricity,
-        })
+        let mut all = [0u8; 13];
+        all[..12].copy_from_slice(b);
+        all[12] = b'0' + mpan_check_digit(&d);
+        Some(Mpxn::from_digits(&all, Fuel::Electricity))
     }
 
     /// Build a valid MPRN from its body (1 to 8 digits) by appending the check digits.
@@ -298,10 +336,11 @@ impl Mpxn {
         if c > 9 {
             return None;
         }
-        Some(Mpxn {
-            digits: format!("{body}{c:02}"),
-            fuel: Fuel::Gas,
-        })
+        let mut all = [0u8; 10];
+        all[..b.len()].copy_from_slice(b);
+        all[b.len()] = b'0' + c / 10;
+        all[b.len() + 1] = b'0' + c % 10;
+        Some(Mpxn::from_digits(&all[..b.len() + 2], Fuel::Gas))
     }
 }
 
@@ -315,13 +354,13 @@ impl FromStr for Mpxn {
 
 impl fmt::Display for Mpxn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.digits)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Mpxn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Mpxn({}, {})", self.digits, self.fuel)
+        write!(f, "Mpxn({}, {})", self.as_str(), self.fuel)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The store: one interface over SQLite and PostgreSQL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,10 +18,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::direct::{self, FullRefreshEnd, RegTuple, SqliteDirect, WriteOutcome};
+use crate::direct::{self, DateText, FullRefreshEnd, RegTuple, SqliteDirect};
 use crate::error::{Result, StoreError};
 use crate::import::{
-    self, FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary, Period,
+    self, FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary,
     ProgressFn,
 };
 use crate::model::{Device, Registration, ServiceUser, StoreCounts};
@@ -143,6 +143,8 @@ macro_rules! on_pool {
 #[allow(unused_imports)]
 pub(crate) use on_pool;
 
+mod regload;
+
 /// Keys per `IN (...)` list.
 const KEY_CHUNK: usize = 5000;
 
@@ -220,10 +222,7 @@ pub(crate) fn corrupt(table: &'static str, column: &'static str, value: &str) ->
     }
 }
 
-fn date_col(column: &'static str, s: &str) -> Result<Date> {
-    s.parse::<Date>()
-        .map_err(|_| corrupt("registration", column, s))
-}
+use direct::date_col;
 
 pub(crate) fn ts_to_micros(t: Timestamp) -> i64 {
     t.as_microsecond()
@@ -501,12 +500,17 @@ impl Store {
         mpxn: &Mpxn,
         date: Date,
     ) -> Result<Option<Registration>> {
+        if let Some(direct) = &self.direct {
+            let mut d = DateText::default();
+            let d = d.set(date);
+            let r = direct
+                .read(|c| direct::supplier_on(c, mpxn, d))?
+                .transpose()?;
+            return Ok(r.filter(|r| r.contains(date)));
+        }
         let d = date.to_string();
-        let row: Option<RegTuple> = if let Some(direct) = &self.direct {
-            direct.read(|c| direct::supplier_on(c, mpxn.as_str(), &d))?
-        } else {
-            on_pool!(self, |p| {
-                sqlx::query_as(
+        let row: Option<RegTuple> = on_pool!(self, |p| {
+            sqlx::query_as(
                 "SELECT mpxn, supplier_mpid, effective_from, effective_to, source_file, source_line \
                  FROM registration WHERE mpxn = $1 AND effective_from <= $2 \
                  ORDER BY effective_from DESC LIMIT 1",
@@ -515,8 +519,7 @@ impl Store {
             .bind(&d)
             .fetch_optional(p)
             .await?
-            })
-        };
+        });
         let Some(t) = row else { return Ok(None) };
         let r = reg_from_tuple(t)?;
         Ok(r.contains(date).then_some(r))
@@ -536,17 +539,17 @@ impl Store {
             // One connection, one cached statement: a point read per question is cheaper
             // than the batched join once the per-call overhead of sqlx is gone.
             let rows = direct.read(|c| {
+                let mut text = DateText::default();
                 questions
                     .iter()
-                    .map(|(m, d)| direct::supplier_on(c, m.as_str(), &d.to_string()))
+                    .map(|(m, d)| direct::supplier_on(c, m, text.set(*d)))
                     .collect::<rusqlite::Result<Vec<_>>>()
             })?;
             for ((slot, row), (_, d)) in out.iter_mut().zip(rows).zip(questions) {
-                if let Some(t) = row {
-                    let r = reg_from_tuple(t)?;
-                    if r.contains(*d) {
-                        *slot = Some(r);
-                    }
+                if let Some(r) = row.transpose()?
+                    && r.contains(*d)
+                {
+                    *slot = Some(r);
                 }
             }
             return Ok(out);
@@ -737,7 +740,7 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        self.import_registration(&data, opts, progress).await
+        regload::import_registration(self, Arc::new(data), opts, progress).await
     }
 
     /// Import registration data, all or nothing.
@@ -751,67 +754,9 @@ impl Store {
         &self,
         data: &[u8],
         opts: &ImportOptions,
-        mut progress: ProgressFn<'_>,
+        progress: ProgressFn<'_>,
     ) -> Result<ImportSummary> {
-        let t0 = Instant::now();
-        let full = match opts.mode {
-            ImportMode::FullRefresh => Some(self.full_refresh_end(opts)?),
-            _ => None,
-        };
-        let sha = sha256_hex(data);
-        if self.check_file(FileKind::Registration, opts, &sha).await? {
-            return Ok(Self::skipped(FileKind::Registration, opts, t0));
-        }
-        let (rows, warnings) = import::parse_registration(data, opts, &mut progress)?;
-        let nrows = rows.len() as u64;
-        let existing = if opts.mode == ImportMode::Update {
-            let mut keys: Vec<&Mpxn> = rows.iter().map(|r| &r.mpxn).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            self.load_registrations(&keys).await?
-        } else {
-            Vec::new()
-        };
-        let plan = import::plan_registration(opts, rows, existing)?;
-        let keys = plan.len() as u64;
-        let out = match &self.backend {
-            Backend::Sqlite(_) => match &self.direct {
-                Some(d) => {
-                    write_registration_direct(
-                        d.path().to_path_buf(),
-                        plan,
-                        opts,
-                        sha,
-                        nrows,
-                        full,
-                        &mut progress,
-                    )
-                    .await?
-                }
-                None => {
-                    return Err(StoreError::Invalid(
-                        "registration imports need an SQLite database file (not :memory:)".into(),
-                    ));
-                }
-            },
-            Backend::Postgres(p) => {
-                write_registration_pg(p, &plan, opts, &sha, nrows, full.as_ref(), &mut progress)
-                    .await?
-            }
-        };
-        Ok(ImportSummary {
-            file_id: opts.file_id.clone(),
-            kind: FileKind::Registration,
-            mode: opts.mode,
-            rows: nrows,
-            keys,
-            written: out.written,
-            removed: out.removed,
-            end_dated: out.end_dated,
-            check_digit_warnings: warnings,
-            already_imported: false,
-            elapsed: t0.elapsed(),
-        })
+        regload::import_registration(self, Arc::new(data.to_vec()), opts, progress).await
     }
 
     /// The provider and last day of a full refresh.
@@ -1159,132 +1104,4 @@ impl Store {
             service_users: s as u64,
         })
     }
-}
-
-/// Write a registration plan through the direct SQLite connection on a blocking thread,
-/// forwarding its progress reports. The write completes (or rolls back) even if the caller
-/// stops waiting.
-async fn write_registration_direct(
-    path: PathBuf,
-    plan: BTreeMap<Mpxn, BTreeMap<Date, Period>>,
-    opts: &ImportOptions,
-    sha: String,
-    nrows: u64,
-    full: Option<FullRefreshEnd>,
-    progress: &mut ProgressFn<'_>,
-) -> Result<WriteOutcome> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = opts.clone();
-    let at = ts_to_micros(Timestamp::now());
-    let job = tokio::task::spawn_blocking(move || {
-        let r = direct::write_registration(
-            &path,
-            &plan,
-            &opts,
-            &sha,
-            nrows,
-            full.as_ref(),
-            at,
-            &mut |p| {
-                let _ = tx.send(p);
-            },
-        );
-        // Free the plan on this thread, not the caller's.
-        drop(plan);
-        r
-    });
-    while let Some(p) = rx.recv().await {
-        progress(p);
-    }
-    job.await
-        .map_err(|e| StoreError::Sqlite(format!("registration write task failed: {e}")))?
-}
-
-async fn write_registration_pg(
-    pool: &PgPool,
-    plan: &BTreeMap<Mpxn, BTreeMap<Date, Period>>,
-    opts: &ImportOptions,
-    sha: &str,
-    nrows: u64,
-    full: Option<&FullRefreshEnd>,
-    progress: &mut ProgressFn<'_>,
-) -> Result<WriteOutcome> {
-    let mut tx = pool.begin().await?;
-    let keys: Vec<String> = plan.keys().map(|m| m.as_str().to_string()).collect();
-    let mut removed = 0u64;
-    for chunk in keys.chunks(50_000) {
-        removed += sqlx::query("DELETE FROM registration WHERE mpxn = ANY($1)")
-            .bind(chunk)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    let mut end_dated = 0u64;
-    if let Some(f) = full {
-        for sql in [direct::FULL_REFRESH_DELETE, direct::FULL_REFRESH_END] {
-            end_dated += sqlx::query(sql)
-                .bind(&f.source)
-                .bind(&f.last_day)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-    }
-    let total: u64 = plan.values().map(|h| h.len() as u64).sum();
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, source_file, source_line) FROM STDIN",
-        )
-        .await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut done = 0u64;
-    for (m, h) in plan {
-        for (d, p) in h {
-            buf.extend_from_slice(m.as_str().as_bytes());
-            buf.push(b'\t');
-            buf.extend_from_slice(m.fuel().as_str().as_bytes());
-            buf.push(b'\t');
-            copy_escape(&mut buf, &p.mpid);
-            buf.push(b'\t');
-            buf.extend_from_slice(d.to_string().as_bytes());
-            buf.push(b'\t');
-            match p.to {
-                Some(t) => buf.extend_from_slice(t.to_string().as_bytes()),
-                None => buf.extend_from_slice(b"\\N"),
-            }
-            buf.push(b'\t');
-            copy_escape(&mut buf, &p.file);
-            buf.push(b'\t');
-            buf.extend_from_slice(p.line.to_string().as_bytes());
-            buf.push(b'\n');
-            done += 1;
-            if buf.len() >= 1 << 20 {
-                copy.send(buf.as_slice()).await?;
-                buf.clear();
-                progress(ImportProgress {
-                    stage: ImportStage::Writing,
-                    done,
-                    total,
-                });
-            }
-        }
-    }
-    if !buf.is_empty() {
-        copy.send(buf.as_slice()).await?;
-    }
-    copy.finish().await?;
-    progress(ImportProgress {
-        stage: ImportStage::Writing,
-        done,
-        total,
-    });
-    Store::file_record_query(FileKind::Registration, opts, sha, nrows)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(WriteOutcome {
-        written: total,
-        removed,
-        end_dated,
-    })
 }

@@ -704,6 +704,147 @@ async fn full_refresh_end_dates_absent_mpxns(s: Store) {
     assert_eq!(hist(OTHER).await, ["ACEE 2020-01-01.."]);
 }
 
+/// The `i`-th MPAN of the large files: ascending with `i`.
+fn big_mpan(i: u64) -> String {
+    ecos_store::Mpxn::mpan_with_check_digit(&format!("{:012}", 200_000_000_000 + i))
+        .unwrap()
+        .to_string()
+}
+
+/// A registration file of `n` MPANs with two periods each (`sup` the second supplier), in
+/// key order, plus `extra` lines at the end.
+fn big_file(n: u64, sup: &str, extra: &str) -> String {
+    let mut t = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
+    for i in 0..n {
+        let m = big_mpan(i);
+        t.push_str(&format!(
+            "{m},ACEE,2020-01-01,2022-12-31\n{m},{sup},2023-01-01,\n"
+        ));
+    }
+    t.push_str(extra);
+    t
+}
+
+/// Refresh files large enough to be written while they are parsed (many chunks): a bad row,
+/// an overlap or a duplicate found late still leaves the store as it was and names the same
+/// line as a file checked in memory; files out of key order are imported all the same;
+/// a refresh of part of a non-empty store replaces exactly the histories it lists.
+async fn large_files_stream_or_fall_back(s: Store) {
+    const N: u64 = 12_000;
+    let last = 2 * N + 2; // the line after the generated rows
+    // A bad date on the last line.
+    let bad = big_file(N, "BCEE", &format!("{},ACEE,2024-02-30,\n", big_mpan(N)));
+    let e = import_reg(&s, "bad", ImportMode::Refresh, &bad)
+        .await
+        .unwrap_err();
+    assert_eq!(row_error(e).0, last);
+    assert_eq!(s.counts().await.unwrap().registrations, 0);
+    // An overlap with the row before, late in the file.
+    let ov = big_file(
+        N,
+        "BCEE",
+        &format!("{},CCEE,2024-01-01,\n", big_mpan(N - 1)),
+    );
+    let (line, err) = row_error(
+        import_reg(&s, "ov", ImportMode::Refresh, &ov)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, last);
+    assert!(
+        matches!(err, RowError::Overlap { ref other_where, .. } if *other_where == format!("line {}", last - 1)),
+        "{err}"
+    );
+    assert_eq!(s.counts().await.unwrap().registrations, 0);
+    // A duplicate is named before an overlap, wherever they are.
+    let dup = format!("{}{},ZCEE,2020-01-01,2020-01-31\n", ov, big_mpan(5));
+    let (line, err) = row_error(
+        import_reg(&s, "dup", ImportMode::Refresh, &dup)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(line, last + 1);
+    assert!(
+        matches!(err, RowError::Duplicate { first_line: 12, .. }),
+        "{err}"
+    );
+    assert_eq!(s.counts().await.unwrap().registrations, 0);
+
+    // A good file.
+    let good = big_file(N, "BCEE", "");
+    let sum = import_reg(&s, "good", ImportMode::Refresh, &good)
+        .await
+        .unwrap();
+    assert_eq!(
+        (sum.rows, sum.keys, sum.written, sum.removed),
+        (2 * N, N, 2 * N, 0)
+    );
+    let c = s.counts().await.unwrap();
+    assert_eq!((c.registrations, c.mpxns), (2 * N, N));
+    for i in [0, 1, N / 2, N - 1] {
+        assert_eq!(
+            supplier(&s, &big_mpan(i), "2022-12-31").await,
+            some("ACEE", "2020-01-01")
+        );
+        assert_eq!(
+            supplier(&s, &big_mpan(i), "2023-01-01").await,
+            some("BCEE", "2023-01-01")
+        );
+    }
+
+    // A refresh of every other MPAN, in descending order (not streamable): their histories
+    // become the file's, the others stay; progress never goes back.
+    let mut t = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
+    for i in (0..N).rev().filter(|i| i % 2 == 0) {
+        t.push_str(&format!("{},DCEE,2021-06-01,\n", big_mpan(i)));
+    }
+    let mut events = Vec::new();
+    let sum = s
+        .import_registration(
+            t.as_bytes(),
+            &ImportOptions::new("half", ImportMode::Refresh),
+            &mut |p| events.push(p),
+        )
+        .await
+        .unwrap();
+    assert_eq!((sum.rows, sum.keys, sum.removed), (N / 2, N / 2, N));
+    let parsed: Vec<u64> = events
+        .iter()
+        .filter(|p| p.stage == ecos_store::ImportStage::Parsing)
+        .map(|p| p.done)
+        .collect();
+    assert!(parsed.windows(2).all(|w| w[0] <= w[1]), "{parsed:?}");
+    assert_eq!(
+        supplier(&s, &big_mpan(0), "2024-01-01").await,
+        some("DCEE", "2021-06-01")
+    );
+    assert_eq!(supplier(&s, &big_mpan(0), "2021-01-01").await, None);
+    assert_eq!(
+        supplier(&s, &big_mpan(1), "2024-01-01").await,
+        some("BCEE", "2023-01-01")
+    );
+
+    // The same in key order (streamed into a non-empty table): the other half.
+    let mut t = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
+    for i in (1..N).step_by(2) {
+        t.push_str(&format!("{},ECEE,2021-06-01,\n", big_mpan(i)));
+    }
+    let sum = import_reg(&s, "other", ImportMode::Refresh, &t)
+        .await
+        .unwrap();
+    assert_eq!((sum.rows, sum.keys, sum.removed), (N / 2, N / 2, N));
+    let c = s.counts().await.unwrap();
+    assert_eq!((c.registrations, c.mpxns), (N, N));
+    assert_eq!(
+        supplier(&s, &big_mpan(N - 1), "2024-01-01").await,
+        some("ECEE", "2021-06-01")
+    );
+    assert_eq!(
+        supplier(&s, &big_mpan(N - 2), "2024-01-01").await,
+        some("DCEE", "2021-06-01")
+    );
+}
+
 suite!(
     full_refresh_end_dates_absent_mpxns,
     batched_lookups_agree,
@@ -714,6 +855,7 @@ suite!(
     rejected_file_leaves_store_as_it_was,
     file_ids_and_sequences,
     progress_is_reported,
+    large_files_stream_or_fall_back,
 );
 
 #[test]
@@ -733,4 +875,48 @@ fn check_file_without_a_store() {
     assert!(
         ecos_store::check_file(ecos_store::FileKind::Inventory, BASE.as_bytes(), &opts).is_err()
     );
+}
+
+/// A large refresh into an empty SQLite table drops the registration table's secondary
+/// indexes for the load and builds them again in the same transaction: after a refused file
+/// and after a good one, the indexes are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_bulk_load_keeps_its_indexes() {
+    let (s, dir) = common::sqlite_store().await;
+    let indexes = || {
+        let c = rusqlite::Connection::open(dir.path().join("ecos.db")).unwrap();
+        let mut st = c
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' \
+                 AND tbl_name = 'registration' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap();
+        st.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
+    let before = indexes();
+    assert!(!before.is_empty());
+    // Reversed on the last line: found after every other row went to the database.
+    let bad = big_file(
+        20_000,
+        "BCEE",
+        &format!("{},ACEE,2024-01-01,2023-01-01\n", big_mpan(20_000)),
+    );
+    import_reg(&s, "bad", ImportMode::Refresh, &bad)
+        .await
+        .unwrap_err();
+    assert_eq!(indexes(), before);
+    import_reg(
+        &s,
+        "good",
+        ImportMode::Refresh,
+        &big_file(20_000, "BCEE", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(indexes(), before);
+    assert_eq!(s.counts().await.unwrap().registrations, 40_000);
+    s.close().await;
 }
