@@ -544,6 +544,20 @@ impl ServiceRequestHandler for Party {
         Box::pin(async move {
             match self.process(body, received_at).await {
                 Ok((answer, _)) => answer,
+                // The store failing (a database restart, a lost connection)
+                // is transient: nothing was acknowledged, so the client is
+                // told to retry (503; the service adds Retry-After) rather
+                // than shown an internal error.
+                Err(PartyError::Store(e)) => {
+                    tracing::warn!("6.23 not processed, the store failed: {e}");
+                    SyncAnswer {
+                        http_status: 503,
+                        body: format!(
+                            "store unavailable, nothing was recorded; retry later: {e}\n"
+                        )
+                        .into_bytes(),
+                    }
+                }
                 Err(e) => {
                     tracing::error!("6.23 processing failed: {e}");
                     SyncAnswer {

@@ -659,3 +659,26 @@ async fn command_variant_2_returns_the_command_for_local_delivery() {
         "variant 2 is not sent over the WAN"
     );
 }
+
+/// A store that fails (a database restart, a lost connection) is transient:
+/// the request is answered 503 (retry later), not 500, and nothing is stored.
+#[tokio::test]
+async fn a_failing_store_answers_503_retry_later_not_an_internal_error() {
+    use ecos_party::ServiceRequestHandler;
+    let w = world(PartyConfig::default()).await;
+    let body = b_to(demo::ESME_TCOS, 1, demo::MPAN_1)
+        .signed(&w.pki)
+        .unwrap();
+    w.party.store().close().await;
+    let answer = w.party.submit(&body, at()).await;
+    assert_eq!(answer.http_status, 503, "{}", text(&answer.body));
+    assert!(
+        text(&answer.body).contains("retry later"),
+        "{}",
+        text(&answer.body)
+    );
+    assert!(
+        w.sent.0.lock().unwrap().is_empty(),
+        "nothing was sent to the device"
+    );
+}
