@@ -125,6 +125,7 @@ pub mod migration;
 pub mod model;
 pub mod mpxn;
 pub mod pipeline;
+pub mod query;
 pub mod report;
 mod store;
 
@@ -145,6 +146,7 @@ pub use pipeline::{
     AuditBreak, AuditEntry, AuditVerification, NewAuditEntry, NewRequest, OutboundMessage,
     RequestKind, RequestState, RequestUpdate, StoredRequest,
 };
+pub use query::{RequestCursor, RequestFilter, RequestPage, RequestSummary};
 pub use report::{
     FailureExample, FailureReport, LatencySeries, LatencyStats, MigrationBucket, MigrationProgress,
     ReasonGroup, RetryBacklog, ServiceUserGroup, TrafficBucket, TrafficSeries, Window,

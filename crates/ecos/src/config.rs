@@ -229,18 +229,30 @@ impl Default for TransportErrorCodes {
 }
 
 /// The admin API.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer token of the admin API; without one the admin API is absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Largest CSV body the admin API's imports accept, in bytes (413 beyond).
+    pub import_body_limit_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            import_body_limit_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminConfig")
             .field("token", &self.token.as_ref().map(|_| MASK))
+            .field("import_body_limit_bytes", &self.import_body_limit_bytes)
             .finish()
     }
 }
@@ -373,6 +385,10 @@ impl Config {
             ("http.max_in_flight", h.max_in_flight),
             ("http.max_connections", h.max_connections),
             ("delivery.queue_capacity", self.delivery.queue_capacity),
+            (
+                "admin.import_body_limit_bytes",
+                self.admin.import_body_limit_bytes,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0".into()));

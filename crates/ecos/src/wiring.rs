@@ -99,8 +99,7 @@ pub fn spawn_device_receiver(
     })
 }
 
-/// How often `ecos serve` looks for new registration-data or inventory imports.
-pub const REVALIDATION_POLL: Duration = Duration::from_secs(2);
+pub use crate::serve::data::REVALIDATION_POLL;
 
 /// Re-validate the pending future-dated 6.23s whenever registration data or
 /// the inventory is imported into the party's store (by `ecos regdata import`

@@ -148,6 +148,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             dashboard: Some(Arc::new(
                 crate::serve::dashboard::Dashboard::new(store.clone()).with_readiness(readiness),
             )),
+            store: Some(store.clone()),
             ..Parts::default()
         },
     )

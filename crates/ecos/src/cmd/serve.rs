@@ -158,6 +158,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     Err(e) => tracing::warn!("dashboard readiness view off: {e:#}"),
                 }
                 parts.dashboard = Some(std::sync::Arc::new(dashboard));
+                parts.store = Some(store.clone());
                 store_for_bridge = Some(store);
                 tracing::info!(pki = %dir.display(), "6.23 pipeline ready");
             }

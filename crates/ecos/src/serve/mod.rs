@@ -7,6 +7,7 @@
 //! - [`delivery`]: the outbound queue port and the delivery worker.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 //! - [`admin`]: the admin API and the OpenAPI document.
+//! - [`data`]: the admin API over the store (imports, look-ups, requests, audit).
 
 pub mod admin;
 pub mod admission;
@@ -14,6 +15,7 @@ pub mod conn;
 // Its constructors are for the binary's wiring.
 #[allow(dead_code)]
 pub mod dashboard;
+pub mod data;
 // The producer side (push) is for the 6.23 pipeline, which the binary wires in.
 #[allow(dead_code)]
 pub mod delivery;
@@ -96,6 +98,8 @@ pub struct Settings {
     pub error_codes: TransportErrorCodes,
     /// Admin bearer token; `None`: no admin API.
     pub admin_token: Option<String>,
+    /// Largest CSV body of an admin import, in bytes.
+    pub import_body_limit: usize,
     /// Delivery settings.
     pub delivery: DeliverySettings,
     /// Capacity and retention of the default in-memory outbound queue.
@@ -118,6 +122,7 @@ impl From<&Config> for Settings {
             shutdown_grace: Duration::from_secs(c.http.shutdown_grace_secs),
             error_codes: c.http.error_codes.clone(),
             admin_token: c.admin.token.clone(),
+            import_body_limit: c.admin.import_body_limit_bytes,
             delivery: DeliverySettings::from(&c.delivery),
             outbound_capacity: (c.delivery.queue_capacity, c.delivery.poll_retention),
             poll_tokens: c
@@ -149,6 +154,8 @@ pub struct Parts {
     pub migration: Option<Arc<migration::MigrationControl>>,
     /// The dashboard's data sources (without: its endpoints answer 503).
     pub dashboard: Option<Arc<dashboard::Dashboard>>,
+    /// The store, for the admin API's imports and look-ups (without: they answer 503).
+    pub store: Option<ecos_store::Store>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -158,6 +165,7 @@ impl std::fmt::Debug for Parts {
             .field("readiness", &self.readiness.is_some())
             .field("outbound", &self.outbound.is_some())
             .field("migration", &self.migration.is_some())
+            .field("store", &self.store.is_some())
             .finish()
     }
 }
@@ -175,6 +183,7 @@ pub(crate) struct AppState {
     config: Option<Config>,
     migration: Option<Arc<migration::MigrationControl>>,
     dashboard: Option<Arc<dashboard::Dashboard>>,
+    store: Option<ecos_store::Store>,
 }
 
 impl AppState {
@@ -269,6 +278,7 @@ impl Server {
             config: parts.config.map(|c| c.masked()),
             migration: parts.migration,
             dashboard: parts.dashboard,
+            store: parts.store,
         });
         Ok(Server {
             state,
@@ -364,6 +374,7 @@ pub(crate) fn router(state: Arc<AppState>) -> (Router, Vec<RouteId>) {
     if let Some(token) = state.settings.admin_token.clone() {
         let mut a = Routes::new();
         admin::routes(&mut a);
+        data::routes(&mut a);
         migration::routes(&mut a);
         dashboard::admin_routes(&mut a);
         let layer =

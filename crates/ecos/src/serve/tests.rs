@@ -726,6 +726,7 @@ async fn admin_api_requires_the_bearer_token_and_is_absent_without_one() {
             config: Some(Config {
                 admin: crate::config::AdminConfig {
                     token: Some(TOKEN.into()),
+                    ..Default::default()
                 },
                 ..Config::default()
             }),
@@ -907,7 +908,12 @@ async fn every_route_is_in_the_openapi_document_and_vice_versa() {
         .expect("json");
     assert_eq!(served["openapi"], "3.1.0");
     for (method, path) in &doc {
-        let url = format!("{}{}", run.base, path.replace("{cursor}", "1"));
+        let path = path
+            .replace("{cursor}", "1")
+            .replace("{eui}", "00DB1234567890A0")
+            .replace("{mpxn}", "1312345678907")
+            .replace("{request_id}", "x");
+        let url = format!("{}{}", run.base, path);
         let req = match method.as_str() {
             "get" => c.get(&url),
             "post" => c
