@@ -135,8 +135,8 @@ pub use followup::{DataImportMarker, DeviceSupplierCredentials};
 pub use import::{FileCheck, check_file};
 pub use import::{FileKind, ImportMode, ImportOptions, ImportProgress, ImportStage, ImportSummary};
 pub use migration::{
-    MigrationChange, MigrationCounts, MigrationRecord, MigrationState, MigrationTransition,
-    MigrationView,
+    MigrationChange, MigrationCounts, MigrationOp, MigrationRecord, MigrationState,
+    MigrationTransition, MigrationView,
 };
 pub use model::{
     CosCredential, Device, DeviceStatus, DeviceType, Registration, ServiceUser, StoreCounts,

@@ -172,6 +172,167 @@ impl MigrationRecord {
     }
 }
 
+impl MigrationRecord {
+    /// The record [`Store::migration_track`] creates for a device first tracked in `state`
+    /// at `at` (version 1, no attempts).
+    pub fn first(
+        device: Eui64,
+        state: MigrationState,
+        reason: Option<String>,
+        comms_hub: Option<Eui64>,
+        csp_region: Option<String>,
+        at: Timestamp,
+    ) -> MigrationRecord {
+        MigrationRecord {
+            eui: device,
+            state,
+            version: 1,
+            attempts: 0,
+            next_at: None,
+            reason,
+            failure_class: None,
+            batch: None,
+            gbcs_counter: None,
+            sent_at: None,
+            comms_hub,
+            csp_region,
+            updated_at: norm(at),
+        }
+    }
+
+    /// The record after `change` is applied at `at` (what the store then holds).
+    pub fn after(&self, change: &MigrationChange, at: Timestamp) -> MigrationRecord {
+        MigrationRecord {
+            eui: self.eui,
+            state: change.state,
+            version: self.version + 1,
+            attempts: change.attempts,
+            next_at: change.next_at.map(norm),
+            reason: change.reason.clone(),
+            failure_class: change.failure_class.clone(),
+            batch: change.batch,
+            gbcs_counter: change.gbcs_counter,
+            sent_at: change.sent_at.map(norm),
+            comms_hub: self.comms_hub,
+            csp_region: self.csp_region.clone(),
+            updated_at: norm(at),
+        }
+    }
+}
+
+/// An instant as stored (whole microseconds).
+fn norm(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
+
+/// One write of a batch applied by [`Store::migration_apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationOp {
+    /// Start tracking a device with this record (from [`MigrationRecord::first`]) and the
+    /// transition's detail; nothing when it is tracked already.
+    Track(MigrationRecord, String),
+    /// Compare-and-set change of a record (as [`Store::migration_transition`]).
+    Move {
+        /// The record as read.
+        current: MigrationRecord,
+        /// Its new content.
+        change: MigrationChange,
+    },
+    /// Drop an inbox message that changes no state.
+    DropInbox(u64),
+    /// Record a successful contact with a device.
+    Contact {
+        /// The device.
+        device: Eui64,
+        /// When its message was received.
+        at: Timestamp,
+    },
+}
+
+/// Transitions per multi-row insert (9 binds each).
+const TRANSITION_CHUNK: usize = 500;
+
+/// A transition to insert.
+struct TransitionRow {
+    eui: String,
+    from: Option<&'static str>,
+    to: &'static str,
+    attempt: i64,
+    hub: Option<String>,
+    region: Option<String>,
+    counter: Option<i64>,
+    detail: String,
+}
+
+impl TransitionRow {
+    fn new(
+        from: Option<MigrationState>,
+        next: &MigrationRecord,
+        counter: Option<u64>,
+        detail: &str,
+    ) -> TransitionRow {
+        TransitionRow {
+            eui: next.eui.to_compact(),
+            from: from.map(MigrationState::as_str),
+            to: next.state.as_str(),
+            attempt: i64::from(next.attempts),
+            hub: next.comms_hub.map(|h| h.to_compact()),
+            region: next.csp_region.clone(),
+            counter: counter.map(u64_to_ordered_i64),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// States whose reasons are counted (`migration_reason_counts`).
+const REASON_STATES: [MigrationState; 5] = [
+    MigrationState::RetryWaiting,
+    MigrationState::FailedPermanent,
+    MigrationState::Excluded,
+    MigrationState::NotEligible,
+    MigrationState::Paused,
+];
+
+/// Changes of the maintained counters made by one batch.
+#[derive(Default)]
+struct CountDeltas {
+    states: BTreeMap<(&'static str, String), i64>,
+    reasons: BTreeMap<String, i64>,
+    sent: BTreeMap<(i64, &'static str, String), i64>,
+}
+
+impl CountDeltas {
+    /// A record enters (`d` = 1) or leaves (`d` = -1) its state.
+    fn enter(&mut self, r: &MigrationRecord, d: i64) {
+        let region = r.csp_region.clone().unwrap_or_else(|| "-".into());
+        *self.states.entry((r.state.as_str(), region)).or_default() += d;
+        if let Some(why) = &r.reason {
+            if REASON_STATES.contains(&r.state) {
+                *self.reasons.entry(why.clone()).or_default() += d;
+            }
+        }
+    }
+
+    /// A command sent at `at_us` (the day's counters).
+    fn sent(&mut self, r: &MigrationRecord, at_us: i64) {
+        let day = at_us - at_us.rem_euclid(DAY_US);
+        *self.sent.entry((day, "all", String::new())).or_default() += 1;
+        if let Some(region) = &r.csp_region {
+            *self
+                .sent
+                .entry((day, "region", region.clone()))
+                .or_default() += 1;
+        }
+        if let Some(h) = r.comms_hub {
+            *self.sent.entry((day, "hub", h.to_compact())).or_default() += 1;
+        }
+    }
+}
+
+/// A day in microseconds.
+const DAY_US: i64 = 86_400_000_000;
+
 /// The new content of a record (every field is written) and the transition's detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationChange {
@@ -458,44 +619,18 @@ impl Store {
         at: Timestamp,
         detail: &str,
     ) -> Result<bool> {
-        let at = ts_to_micros(at);
-        let key = device.to_compact();
-        let hub = comms_hub.map(|h| h.to_compact());
-        let inserted = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "INSERT INTO migration_devices (eui, state, version, attempts, reason, \
-                 comms_hub_eui, csp_region, updated_at) VALUES ($1, $2, 1, 0, $3, $4, $5, $6) \
-                 ON CONFLICT (eui) DO NOTHING",
-            )
-            .bind(&key)
-            .bind(state.as_str())
-            .bind(reason)
-            .bind(&hub)
-            .bind(csp_region)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                sqlx::query(
-                    "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, at, \
-                     comms_hub_eui, csp_region, gbcs_counter, detail) \
-                     VALUES ($1, NULL, $2, 0, $3, $4, $5, NULL, $6)",
-                )
-                .bind(&key)
-                .bind(state.as_str())
-                .bind(at)
-                .bind(&hub)
-                .bind(csp_region)
-                .bind(detail)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            n == 1
-        });
-        Ok(inserted)
+        let first = MigrationRecord::first(
+            device,
+            state,
+            reason.map(str::to_string),
+            comms_hub,
+            csp_region.map(str::to_string),
+            at,
+        );
+        let out = self
+            .migration_apply(&[MigrationOp::Track(first, detail.to_string())], at)
+            .await?;
+        Ok(out.into_iter().next().flatten().is_some())
     }
 
     /// The migration record of a device.
@@ -506,6 +641,41 @@ impl Store {
             .fetch_optional(p)
             .await?);
         row.map(rec_from).transpose()
+    }
+
+    /// The migration records of many devices (those tracked), by EUI.
+    pub async fn migration_records_of(
+        &self,
+        devices: &[Eui64],
+    ) -> Result<std::collections::HashMap<Eui64, MigrationRecord>> {
+        let mut out = std::collections::HashMap::with_capacity(devices.len());
+        for chunk in devices.chunks(500) {
+            let list = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})");
+            let recs: Vec<RecTuple> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for e in chunk {
+                    q = q.bind(e.to_compact());
+                }
+                q.fetch_all(p).await?
+            });
+            for r in recs {
+                let r = rec_from(r)?;
+                out.insert(r.eui, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The inventory records of many devices (those known), by EUI.
+    pub async fn migration_inventory_of(
+        &self,
+        devices: &[Eui64],
+    ) -> Result<std::collections::HashMap<Eui64, crate::model::Device>> {
+        self.load_devices(devices).await
     }
 
     /// Apply `change` to the record `current` (compare-and-set on its version) and record
@@ -521,75 +691,223 @@ impl Store {
         change: &MigrationChange,
         at: Timestamp,
     ) -> Result<Option<MigrationRecord>> {
-        let at_us = ts_to_micros(at);
-        let key = current.eui.to_compact();
-        let hub = current.comms_hub.map(|h| h.to_compact());
-        let done = on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
-                "UPDATE migration_devices SET state = $1, version = version + 1, attempts = $2, \
-                 next_at = $3, reason = $4, failure_class = $5, batch = $6, gbcs_counter = $7, \
-                 sent_at = $8, updated_at = $9 WHERE eui = $10 AND version = $11",
-            )
-            .bind(change.state.as_str())
-            .bind(i64::from(change.attempts))
-            .bind(change.next_at.map(ts_to_micros))
-            .bind(&change.reason)
-            .bind(&change.failure_class)
-            .bind(change.batch.map(|b| b.min(i64::MAX as u64) as i64))
-            .bind(change.gbcs_counter.map(u64_to_ordered_i64))
-            .bind(change.sent_at.map(ts_to_micros))
-            .bind(at_us)
-            .bind(&key)
-            .bind(current.version.min(i64::MAX as u64) as i64)
-            .execute(&mut *tx)
+        let op = MigrationOp::Move {
+            current: current.clone(),
+            change: change.clone(),
+        };
+        Ok(self
+            .migration_apply(std::slice::from_ref(&op), at)
             .await?
-            .rows_affected();
-            if n == 1 {
-                sqlx::query(
+            .into_iter()
+            .next()
+            .flatten())
+    }
+
+    /// Apply `ops` in order, all in **one** transaction (a batch of the runner: one commit
+    /// instead of one per device). Each [`MigrationOp::Move`] is compare-and-set on its
+    /// record's version, as [`Store::migration_transition`]; one that finds its record
+    /// changed writes nothing and yields `None` without failing the others. Every applied
+    /// change is recorded in the transition log, and the maintained counters (by state and
+    /// region, by reason, commands sent per day) move in the same transaction.
+    ///
+    /// Returns, per op, the record after it (`None` for a move that lost its race, a track
+    /// of a device already tracked, and the ops that are not about a record).
+    pub async fn migration_apply(
+        &self,
+        ops: &[MigrationOp],
+        at: Timestamp,
+    ) -> Result<Vec<Option<MigrationRecord>>> {
+        let at = norm(at);
+        let at_us = ts_to_micros(at);
+        let mut out: Vec<Option<MigrationRecord>> = Vec::with_capacity(ops.len());
+        let mut log: Vec<TransitionRow> = Vec::new();
+        let mut deltas = CountDeltas::default();
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for op in ops {
+                match op {
+                    MigrationOp::Track(r, detail) => {
+                        let n = sqlx::query(
+                            "INSERT INTO migration_devices (eui, state, version, attempts, reason, \
+                             comms_hub_eui, csp_region, updated_at) \
+                             VALUES ($1, $2, 1, 0, $3, $4, $5, $6) ON CONFLICT (eui) DO NOTHING",
+                        )
+                        .bind(r.eui.to_compact())
+                        .bind(r.state.as_str())
+                        .bind(&r.reason)
+                        .bind(r.comms_hub.map(|h| h.to_compact()))
+                        .bind(&r.csp_region)
+                        .bind(at_us)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if n == 1 {
+                            let mut rec = r.clone();
+                            rec.version = 1;
+                            rec.attempts = 0;
+                            rec.updated_at = at;
+                            deltas.enter(&rec, 1);
+                            log.push(TransitionRow::new(None, &rec, None, detail));
+                            out.push(Some(rec));
+                        } else {
+                            out.push(None);
+                        }
+                    }
+                    MigrationOp::Move { current, change } => {
+                        let key = current.eui.to_compact();
+                        let n = sqlx::query(
+                            "UPDATE migration_devices SET state = $1, version = version + 1, \
+                             attempts = $2, next_at = $3, reason = $4, failure_class = $5, \
+                             batch = $6, gbcs_counter = $7, sent_at = $8, updated_at = $9 \
+                             WHERE eui = $10 AND version = $11 AND state = $12",
+                        )
+                        .bind(change.state.as_str())
+                        .bind(i64::from(change.attempts))
+                        .bind(change.next_at.map(ts_to_micros))
+                        .bind(&change.reason)
+                        .bind(&change.failure_class)
+                        .bind(change.batch.map(|b| b.min(i64::MAX as u64) as i64))
+                        .bind(change.gbcs_counter.map(u64_to_ordered_i64))
+                        .bind(change.sent_at.map(ts_to_micros))
+                        .bind(at_us)
+                        .bind(&key)
+                        .bind(current.version.min(i64::MAX as u64) as i64)
+                        .bind(current.state.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if n != 1 {
+                            out.push(None);
+                            continue;
+                        }
+                        let next = current.after(change, at);
+                        deltas.enter(current, -1);
+                        deltas.enter(&next, 1);
+                        if change.state == MigrationState::Sent {
+                            deltas.sent(&next, at_us);
+                        }
+                        log.push(TransitionRow::new(
+                            Some(current.state),
+                            &next,
+                            (change.state == MigrationState::Sent)
+                                .then_some(change.gbcs_counter)
+                                .flatten(),
+                            &change.detail,
+                        ));
+                        if change.state == MigrationState::Migrated {
+                            sqlx::query("UPDATE devices SET cos_credential = $1 WHERE eui = $2")
+                                .bind(CosCredential::Enduring.as_str())
+                                .bind(&key)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if let Some(id) = change.consume_inbox {
+                            sqlx::query("DELETE FROM migration_inbox WHERE id = $1")
+                                .bind(id.min(i64::MAX as u64) as i64)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        out.push(Some(next));
+                    }
+                    MigrationOp::DropInbox(id) => {
+                        sqlx::query("DELETE FROM migration_inbox WHERE id = $1")
+                            .bind((*id).min(i64::MAX as u64) as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                        out.push(None);
+                    }
+                    MigrationOp::Contact { device, at } => {
+                        sqlx::query("UPDATE devices SET last_contact = $1 WHERE eui = $2")
+                            .bind(ts_to_micros(*at))
+                            .bind(device.to_compact())
+                            .execute(&mut *tx)
+                            .await?;
+                        out.push(None);
+                    }
+                }
+            }
+            for chunk in log.chunks(TRANSITION_CHUNK) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 9;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6,
+                            b + 7,
+                            b + 8,
+                            b + 9
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
                     "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, at, \
-                     comms_hub_eui, csp_region, gbcs_counter, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     comms_hub_eui, csp_region, gbcs_counter, detail) VALUES {values}"
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for t in chunk {
+                    q = q
+                        .bind(&t.eui)
+                        .bind(t.from)
+                        .bind(t.to)
+                        .bind(t.attempt)
+                        .bind(at_us)
+                        .bind(&t.hub)
+                        .bind(&t.region)
+                        .bind(t.counter)
+                        .bind(&t.detail);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for ((st, region), n) in deltas.states.iter().filter(|(_, n)| **n != 0) {
+                sqlx::query(
+                    "INSERT INTO migration_state_counts (state, csp_region, n) VALUES ($1, $2, $3) \
+                     ON CONFLICT (state, csp_region) DO UPDATE \
+                     SET n = migration_state_counts.n + excluded.n",
                 )
-                .bind(&key)
-                .bind(current.state.as_str())
-                .bind(change.state.as_str())
-                .bind(i64::from(change.attempts))
-                .bind(at_us)
-                .bind(&hub)
-                .bind(&current.csp_region)
-                .bind(
-                    (change.state == MigrationState::Sent)
-                        .then_some(change.gbcs_counter)
-                        .flatten()
-                        .map(u64_to_ordered_i64),
-                )
-                .bind(&change.detail)
+                .bind(*st)
+                .bind(region)
+                .bind(*n)
                 .execute(&mut *tx)
                 .await?;
-                if change.state == MigrationState::Migrated {
-                    sqlx::query("UPDATE devices SET cos_credential = $1 WHERE eui = $2")
-                        .bind(CosCredential::Enduring.as_str())
-                        .bind(&key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(id) = change.consume_inbox {
-                    sqlx::query("DELETE FROM migration_inbox WHERE id = $1")
-                        .bind(id.min(i64::MAX as u64) as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
             }
-            n == 1
+            for (reason, n) in deltas.reasons.iter().filter(|(_, n)| **n != 0) {
+                sqlx::query(
+                    "INSERT INTO migration_reason_counts (reason, n) VALUES ($1, $2) \
+                     ON CONFLICT (reason) DO UPDATE SET n = migration_reason_counts.n + excluded.n",
+                )
+                .bind(reason)
+                .bind(*n)
+                .execute(&mut *tx)
+                .await?;
+                if *n < 0 {
+                    sqlx::query("DELETE FROM migration_reason_counts WHERE reason = $1 AND n <= 0")
+                        .bind(reason)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for ((day, scope, key), n) in &deltas.sent {
+                sqlx::query(
+                    "INSERT INTO migration_sent_counts (day, scope, key, n) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (day, scope, key) DO UPDATE \
+                     SET n = migration_sent_counts.n + excluded.n",
+                )
+                .bind(*day)
+                .bind(*scope)
+                .bind(key)
+                .bind(*n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
-        if !done {
-            return Ok(None);
-        }
-        self.migration_record(current.eui).await
+        Ok(out)
     }
 
     /// Records in `state`, by EUI after `after`, at most `limit`.
@@ -717,14 +1035,96 @@ impl Store {
         Ok(out)
     }
 
-    /// Devices by state, by region and state, and the reasons of the non-progressing ones.
+    /// Commands sent (transitions to `sent`) on the UTC day that starts at or before
+    /// `day` (any instant of the day), in total, by region, and for the comms hubs `hubs`
+    /// only: read from the counters maintained with the transitions, so the cost is that
+    /// of the hubs asked for, not of the day's commands.
+    pub async fn migration_sent_on(&self, day: Timestamp, hubs: &[Eui64]) -> Result<SentCounts> {
+        let us = ts_to_micros(day);
+        let day = us - us.rem_euclid(DAY_US);
+        let rows: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT scope, key, n FROM migration_sent_counts \
+             WHERE day = $1 AND scope IN ('all', 'region')"
+        )
+        .bind(day)
+        .fetch_all(p)
+        .await?);
+        let mut out = SentCounts::default();
+        for (scope, key, n) in rows {
+            let n = n.max(0) as u64;
+            if scope == "all" {
+                out.total += n;
+            } else {
+                out.by_region.insert(key, n);
+            }
+        }
+        let mut keys: Vec<String> = hubs.iter().map(|h| h.to_compact()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(500) {
+            let list = (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT key, n FROM migration_sent_counts \
+                 WHERE day = $1 AND scope = 'hub' AND key IN ({list})"
+            );
+            let rows: Vec<(String, i64)> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(day);
+                for k in chunk {
+                    q = q.bind(k);
+                }
+                q.fetch_all(p).await?
+            });
+            for (k, n) in rows {
+                out.by_hub.insert(k, n.max(0) as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Devices by state, by region and state, and the reasons of the non-progressing ones,
+    /// from the counters maintained with the transitions (a few rows, whatever the
+    /// population).
     pub async fn migration_counts(&self) -> Result<MigrationCounts> {
-        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |p| {
-            sqlx::query_as(
-            "SELECT state, csp_region, COUNT(*) FROM migration_devices GROUP BY state, csp_region"
+        let rows: Vec<(String, String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT state, csp_region, n FROM migration_state_counts WHERE n > 0"
         )
         .fetch_all(p)
-        .await?
+        .await?);
+        let mut out = MigrationCounts::default();
+        for (st, region, n) in rows {
+            let n = n.max(0) as u64;
+            *out.by_state.entry(st.clone()).or_default() += n;
+            *out.by_region
+                .entry(region)
+                .or_default()
+                .entry(st)
+                .or_default() += n;
+        }
+        let reasons: Vec<(String, i64)> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT reason, n FROM migration_reason_counts WHERE n > 0"
+        )
+        .fetch_all(p)
+        .await?);
+        for (r, n) in reasons {
+            out.reasons.insert(r, n.max(0) as u64);
+        }
+        Ok(out)
+    }
+
+    /// [`Store::migration_counts`] computed by grouping the whole `migration_devices`
+    /// table (what the maintained counters replace; kept to check them and as the
+    /// benchmark's baseline).
+    pub async fn migration_counts_by_scan(&self) -> Result<MigrationCounts> {
+        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |p| {
+            sqlx::query_as(
+                "SELECT state, csp_region, COUNT(*) FROM migration_devices \
+                 GROUP BY state, csp_region",
+            )
+            .fetch_all(p)
+            .await?
         });
         let mut out = MigrationCounts::default();
         for (st, region, n) in rows {
@@ -804,19 +1204,51 @@ impl Store {
             .collect()
     }
 
-    /// Devices in any of `states` (served by the state index: the cost is the count's).
+    /// Devices in any of `states`, from the maintained counters.
     pub async fn migration_count_in(&self, states: &[MigrationState]) -> Result<u64> {
-        let mut total = 0u64;
-        for st in states {
-            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
-                "SELECT COUNT(*) FROM migration_devices WHERE state = $1"
-            )
-            .bind(st.as_str())
-            .fetch_one(p)
-            .await?);
-            total += n.max(0) as u64;
+        if states.is_empty() {
+            return Ok(0);
         }
-        Ok(total)
+        let list = (1..=states.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM migration_state_counts \
+             WHERE state IN ({list})"
+        );
+        let n: i64 = on_pool!(self, |p| {
+            let mut q = sqlx::query_scalar(AssertSqlSafe(sql));
+            for st in states {
+                q = q.bind(st.as_str());
+            }
+            q.fetch_one(p).await?
+        });
+        Ok(n.max(0) as u64)
+    }
+
+    /// The instant of the last recorded transition (a virtual clock resumes from it).
+    pub async fn migration_last_transition_at(&self) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT at FROM migration_transitions ORDER BY id DESC LIMIT 1"
+        )
+        .fetch_optional(p)
+        .await?);
+        at.map(|v| micros_to_ts("migration_transitions", "at", v))
+            .transpose()
+    }
+
+    /// Inventory devices on the transitional credential that the migration does not track
+    /// yet (a scan of those devices: for the end of a run, not for every step).
+    pub async fn migration_untracked_count(&self) -> Result<u64> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices d WHERE d.cos_credential = $1 \
+             AND NOT EXISTS (SELECT 1 FROM migration_devices m WHERE m.eui = d.eui)"
+        )
+        .bind(CosCredential::Transitional.as_str())
+        .fetch_one(p)
+        .await?);
+        Ok(n.max(0) as u64)
     }
 
     /// The discovery cursor: the last EUI the runner classified in this pass (`None` at
@@ -971,6 +1403,46 @@ impl Store {
         .fetch_optional(p)
         .await?);
         Ok(id)
+    }
+
+    /// [`Store::cos_request_pending_for_device`] for many devices in one query per 500:
+    /// the devices with a change of supplier pending, each with its oldest such request.
+    pub async fn cos_requests_pending_for_devices(
+        &self,
+        devices: &[Eui64],
+    ) -> Result<std::collections::HashMap<Eui64, String>> {
+        let mut best: std::collections::HashMap<Eui64, (i64, String)> =
+            std::collections::HashMap::new();
+        for chunk in devices.chunks(500) {
+            let list = (4..chunk.len() + 4)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT device_eui, request_id, created_at FROM requests \
+                 WHERE state IN ($1, $2, $3) AND device_eui IN ({list})"
+            );
+            let rows: Vec<(String, String, i64)> = on_pool!(self, |p| {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(RequestState::Received.as_str())
+                    .bind(RequestState::Accepted.as_str())
+                    .bind(RequestState::Dispatched.as_str());
+                for e in chunk {
+                    q = q.bind(e.to_compact());
+                }
+                q.fetch_all(p).await?
+            });
+            for (d, id, at) in rows {
+                let d = eui("requests", "device_eui", &d)?;
+                match best.get(&d) {
+                    Some((t, _)) if *t <= at => {}
+                    _ => {
+                        best.insert(d, (at, id));
+                    }
+                }
+            }
+        }
+        Ok(best.into_iter().map(|(d, (_, id))| (d, id)).collect())
     }
 
     /// Keep a device message for the migration until it is processed. Returns its id.

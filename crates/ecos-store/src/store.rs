@@ -826,7 +826,7 @@ impl Store {
         rows.into_iter().map(dev_from_tuple).collect()
     }
 
-    async fn load_devices(&self, euis: &[Eui64]) -> Result<HashMap<Eui64, Device>> {
+    pub(crate) async fn load_devices(&self, euis: &[Eui64]) -> Result<HashMap<Eui64, Device>> {
         let mut out = HashMap::new();
         for chunk in euis.chunks(KEY_CHUNK) {
             let sql = format!(

@@ -326,9 +326,161 @@ async fn indexed_selection_queries(s: Store) {
     );
 }
 
+/// One transaction for a batch: tracks and moves in order (a move may follow the track
+/// of the same device), a lost race yields `None` without failing the others, and the
+/// maintained counters (by state and region, by reason, sent per day and hub) agree with
+/// a GROUP BY over the table after every batch.
+async fn batches_apply_in_one_transaction_and_keep_the_counters(s: Store) {
+    use ecos_store::MigrationOp;
+    use ecos_store::migration::MigrationRecord;
+    seed(&s, 6).await;
+    let now = t("2026-06-01T10:00:00Z");
+    let hub = |i: u64| Some(Eui64::from_u64(0x00DB_FFFF_0000_0000 + i / 2));
+    let region = |i: u64| Some(if i % 2 == 0 { "north" } else { "south" }.to_string());
+    let mut ops = Vec::new();
+    let mut firsts = Vec::new();
+    for i in 0..4 {
+        let r = MigrationRecord::first(dev(i), S::Candidate, None, hub(i), region(i), now);
+        ops.push(MigrationOp::Track(r.clone(), "eligible".into()));
+        firsts.push(r);
+    }
+    for r in &firsts[..3] {
+        let mut c = r.to(S::Sent, "sent");
+        c.attempts = 1;
+        c.gbcs_counter = Some(100 + r.eui.to_u64() % 16);
+        c.sent_at = Some(now);
+        ops.push(MigrationOp::Move {
+            current: r.clone(),
+            change: c,
+        });
+    }
+    // A move from a stale version loses, alone.
+    let mut stale = firsts[3].clone();
+    stale.version = 7;
+    ops.push(MigrationOp::Move {
+        current: stale,
+        change: firsts[3].to(S::Excluded, "stale"),
+    });
+    ops.push(MigrationOp::Track(
+        MigrationRecord::first(
+            dev(4),
+            S::NotEligible,
+            Some("status x".into()),
+            None,
+            None,
+            now,
+        ),
+        "rules".into(),
+    ));
+    let out = s.migration_apply(&ops, now).await.unwrap();
+    assert_eq!(out.len(), ops.len());
+    assert!(out[..7].iter().all(Option::is_some));
+    assert!(out[7].is_none(), "the stale move lost");
+    let sent = out[4].clone().unwrap();
+    assert_eq!((sent.state, sent.version, sent.attempts), (S::Sent, 2, 1));
+    assert_eq!(s.migration_record(dev(0)).await.unwrap().unwrap(), sent);
+    assert_eq!(
+        s.migration_record(dev(3)).await.unwrap().unwrap().state,
+        S::Candidate
+    );
+    assert_eq!(s.migration_transitions(dev(0)).await.unwrap().len(), 2);
+    // Tracking again changes nothing.
+    let again = s.migration_apply(&[ops[0].clone()], now).await.unwrap();
+    assert_eq!(again, vec![None]);
+    let check = |label: &'static str| {
+        let s = s.clone();
+        async move {
+            let kept = s.migration_counts().await.unwrap();
+            let scan = s.migration_counts_by_scan().await.unwrap();
+            assert_eq!(kept, scan, "{label}");
+            kept
+        }
+    };
+    let c = check("after the first batch").await;
+    assert_eq!(c.state(S::Sent), 3);
+    assert_eq!(c.state(S::Candidate), 1);
+    assert_eq!(c.reasons.get("status x"), Some(&1));
+    assert_eq!(
+        s.migration_count_in(&[S::Sent, S::Candidate, S::Migrated])
+            .await
+            .unwrap(),
+        4
+    );
+    let day = s
+        .migration_sent_on(
+            t("2026-06-01T23:59:00Z"),
+            &[hub(0).unwrap(), hub(0).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(day.total, 3);
+    assert_eq!(day.by_region.get("north"), Some(&2));
+    assert_eq!(day.by_hub.len(), 1, "only the hubs asked for");
+    assert_eq!(day.by_hub.get(&hub(0).unwrap().to_compact()), Some(&2));
+    assert_eq!(day, {
+        let mut all = s
+            .migration_sent_since(t("2026-06-01T00:00:00Z"))
+            .await
+            .unwrap();
+        all.by_hub.retain(|h, _| *h == hub(0).unwrap().to_compact());
+        all
+    });
+    assert_eq!(
+        s.migration_sent_on(t("2026-06-02T00:00:00Z"), &[])
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    // Second batch: one migrated (the inventory switches), one excluded with a reason,
+    // and the not-eligible one's reason changes.
+    let r0 = s.migration_record(dev(0)).await.unwrap().unwrap();
+    let r1 = s.migration_record(dev(1)).await.unwrap().unwrap();
+    let r4 = s.migration_record(dev(4)).await.unwrap().unwrap();
+    let mut gone = r1.to(S::Excluded, "x");
+    gone.reason = Some("wan: 5 failures".into());
+    let mut other = r4.to(S::NotEligible, "rules");
+    other.reason = Some("status y".into());
+    let later = t("2026-06-02T01:00:00Z");
+    let out = s
+        .migration_apply(
+            &[
+                MigrationOp::Move {
+                    current: r0.clone(),
+                    change: r0.to(S::Migrated, "ok"),
+                },
+                MigrationOp::Move {
+                    current: r1,
+                    change: gone,
+                },
+                MigrationOp::Move {
+                    current: r4,
+                    change: other,
+                },
+                MigrationOp::Contact {
+                    device: dev(0),
+                    at: later,
+                },
+            ],
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(out[..3].iter().all(Option::is_some));
+    let d0 = s.device(dev(0)).await.unwrap().unwrap();
+    assert_eq!(d0.cos_credential, Some(CosCredential::Enduring));
+    assert_eq!(d0.last_contact, Some(later));
+    let c = check("after the second batch").await;
+    assert_eq!(c.state(S::Migrated), 1);
+    assert_eq!(c.reasons.get("status x"), None, "a reason at zero leaves");
+    assert_eq!(c.reasons.get("status y"), Some(&1));
+    assert_eq!(c.reasons.get("wan: 5 failures"), Some(&1));
+}
+
 suite!(
     lifecycle_with_log_and_credential_switch,
     retries_pauses_counts_and_views,
     switch_coming_is_flagged,
-    indexed_selection_queries
+    indexed_selection_queries,
+    batches_apply_in_one_transaction_and_keep_the_counters
 );
