@@ -57,7 +57,9 @@ pub async fn plan(
         failure_rate,
         ..Plan::default()
     };
-    let mut by_hub: BTreeMap<String, u64> = BTreeMap::new();
+    // The comms hub of every candidate, as an integer (8 bytes a device: a map of hub
+    // strings cost ~100 bytes a hub at 30M devices); sorted and counted after the scan.
+    let mut hubs: Vec<u64> = Vec::new();
     let switch_from = store.as_of_date(now);
     let keep = (config.throttle.batch_size as usize)
         .saturating_mul(4)
@@ -82,7 +84,7 @@ pub async fn plan(
                         .entry(v.csp_region.clone().unwrap_or_else(|| "-".into()))
                         .or_default() += 1;
                     if let Some(h) = v.comms_hub {
-                        *by_hub.entry(h.to_compact()).or_default() += 1;
+                        hubs.push(h.to_u64());
                     }
                     if first.len() < keep || (config.prioritise_switch_coming && v.switch_coming) {
                         first.push(v);
@@ -95,7 +97,8 @@ pub async fn plan(
     let in_flight = counts.in_flight();
     let s = now.as_second();
     let day = Timestamp::from_second(s - s.rem_euclid(86_400)).unwrap_or(now);
-    let sent_today = store.migration_sent_since(day).await?;
+    let first_hubs: Vec<ecos_smki::Eui64> = first.iter().filter_map(|v| v.comms_hub).collect();
+    let sent_today = store.migration_sent_on(day, &first_hubs).await?;
     let mut budget = Budget::new(&config.throttle, &sent_today, in_flight);
     p.next_batch = form_batch(
         first.iter().collect(),
@@ -128,11 +131,14 @@ pub async fn plan(
             p.binding = format!("per_region[{r}]");
         }
     }
-    if let Some((h, n)) = by_hub.iter().max_by_key(|(_, n)| **n) {
-        let d = days_at(inflate(*n), t.per_hub_per_day);
+    if let Some((h, n)) = busiest(hubs) {
+        let d = days_at(inflate(n), t.per_hub_per_day);
         if d > days {
             days = d;
-            p.binding = format!("per_hub_per_day (hub {h}: {n} devices)");
+            p.binding = format!(
+                "per_hub_per_day (hub {}: {n} devices)",
+                ecos_smki::Eui64::from_u64(h).to_compact()
+            );
         }
     }
     p.days = if p.candidates == 0 { 0 } else { days };
@@ -141,4 +147,27 @@ pub async fn plan(
         .and_then(|d| d.checked_mul(86_400))
         .and_then(|s| now.checked_add(SignedDuration::from_secs(s)).ok());
     Ok(p)
+}
+
+/// The hub with the most devices in `hubs` (the last such in hub order) and its count.
+fn busiest(mut hubs: Vec<u64>) -> Option<(u64, u64)> {
+    hubs.sort_unstable();
+    let mut best: Option<(u64, u64)> = None;
+    for run in hubs.chunk_by(|a, b| a == b) {
+        let n = run.len() as u64;
+        if best.is_none_or(|(_, m)| n >= m) {
+            best = Some((run[0], n));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn busiest_hub_is_the_longest_run_last_in_hub_order() {
+        assert_eq!(super::busiest(vec![]), None);
+        assert_eq!(super::busiest(vec![7, 3, 7, 3, 9]), Some((7, 2)));
+        assert_eq!(super::busiest(vec![5, 1, 5, 5]), Some((5, 3)));
+    }
 }

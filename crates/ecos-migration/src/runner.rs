@@ -12,11 +12,14 @@
 //! cell goes out; an answer showing the ECoS certificate marks it migrated, one showing
 //! TCoS (or no answer in time) is a WAN failure for the retry strategy.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ecos_party::{DeviceTransport, PartyKeys};
 use ecos_smki::{Certificate, Eui64};
-use ecos_store::migration::{MigrationRecord, MigrationView};
+use ecos_store::migration::{
+    MigrationChange, MigrationOp, MigrationRecord, MigrationView, SentCounts,
+};
 use ecos_store::{MigrationState as S, NewAuditEntry, Store};
 use jiff::{SignedDuration, Timestamp};
 
@@ -77,11 +80,6 @@ impl std::fmt::Debug for Migrator {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-fn day_start(now: Timestamp) -> Timestamp {
-    let s = now.as_second();
-    Timestamp::from_second(s - s.rem_euclid(86_400)).unwrap_or(now)
 }
 
 impl Migrator {
@@ -176,131 +174,143 @@ impl Migrator {
             .is_some())
     }
 
+    /// Commit a batch: notes first (audit entries about messages the batch drops: a crash
+    /// before the commit repeats them, never loses them), then every op in one
+    /// transaction, then the effects of the ops that took (counts, audits of devices
+    /// leaving). Returns the applied records with their effects, for the sends.
+    async fn commit(
+        &self,
+        batch: Batch,
+        now: Timestamp,
+        rep: &mut StepReport,
+    ) -> Result<Vec<(MigrationRecord, Effect)>, MigrationError> {
+        for (action, device, detail) in &batch.notes {
+            self.audit(action, *device, detail).await?;
+        }
+        if batch.ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = self.store.migration_apply(&batch.ops, now).await?;
+        let mut out = Vec::new();
+        for (r, effect) in results.into_iter().zip(batch.effects) {
+            let Some(r) = r else { continue };
+            match &effect {
+                Effect::None => {}
+                Effect::Migrated => rep.migrated += 1,
+                Effect::Failure(left) => {
+                    rep.failures += 1;
+                    if let Some(why) = left {
+                        rep.left += 1;
+                        self.audit("migration.device_left", r.eui, why).await?;
+                    }
+                }
+                Effect::Left(why) => {
+                    rep.left += 1;
+                    self.audit("migration.device_left", r.eui, why).await?;
+                }
+                Effect::RetryDue => rep.retries_due += 1,
+                Effect::Paused => rep.paused += 1,
+                Effect::Selected => rep.selected += 1,
+                Effect::Send(_) | Effect::Read(_) => {}
+            }
+            out.push((r, effect));
+        }
+        Ok(out)
+    }
+
+    /// Process received answers, 500 at a time, each lot in one transaction.
     async fn process_inbox(
         &self,
         now: Timestamp,
         rep: &mut StepReport,
     ) -> Result<(), MigrationError> {
+        // Messages whose transition lost a race stay in the inbox for the next step.
+        let mut tried = HashSet::new();
         loop {
-            let msgs = self.store.migration_inbox_fetch(500).await?;
+            let mut msgs = self.store.migration_inbox_fetch(500).await?;
+            msgs.retain(|m| tried.insert(m.id));
             if msgs.is_empty() {
                 return Ok(());
             }
-            for m in msgs {
+            let mut devices: Vec<Eui64> = msgs.iter().map(|m| m.device).collect();
+            devices.sort_unstable();
+            devices.dedup();
+            let inventory = self.store.migration_inventory_of(&devices).await?;
+            let mut recs = self.store.migration_records_of(&devices).await?;
+            let mut b = Batch::default();
+            for m in &msgs {
                 rep.answers += 1;
-                let ds = self.store.device(m.device).await?.and_then(|d| d.ds_cert);
-                match read_cells_answer(&self.keys, m.device, &m.bytes, ds.as_deref()) {
-                    Ok(Some((counter, cell))) => {
-                        self.on_read(&m, counter, cell, now, rep).await?;
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        self.audit("migration.answer_refused", m.device, &e.to_string())
-                            .await?;
-                        self.store.migration_inbox_delete(m.id).await?;
-                        continue;
-                    }
-                }
-                let read = read_answer(&self.keys, &m.bytes, ds);
-                let rec = self.store.migration_record(m.device).await?;
-                let (report, answer, rec) = match (read, rec) {
-                    (Ok((report, answer)), Some(rec)) => (report, answer, rec),
-                    (Err(e), _) => {
-                        self.audit("migration.answer_refused", m.device, &e.to_string())
-                            .await?;
-                        self.store.migration_inbox_delete(m.id).await?;
-                        continue;
-                    }
-                    (Ok(_), None) => {
-                        self.audit(
-                            "migration.answer_untracked",
-                            m.device,
-                            "no migration record",
-                        )
-                        .await?;
-                        self.store.migration_inbox_delete(m.id).await?;
-                        continue;
-                    }
-                };
-                let _ = self
-                    .store
-                    .record_device_contact(m.device, m.received_at)
-                    .await;
-                if answer == Answer::Migrated && rec.state != S::Migrated {
-                    // The device proved it holds the ECoS certificate: whichever attempt
-                    // this answers, it is migrated.
-                    let evidence = format!("counter {} success, ECoS SKI", report.command_counter);
-                    self.settle_migrated(&rec, evidence, m.id, now, rep).await?;
-                    continue;
-                }
-                let current =
-                    rec.state == S::Sent && rec.gbcs_counter == Some(report.command_counter);
-                if !current || answer == Answer::Migrated {
-                    self.audit(
-                        "migration.answer_stale",
-                        m.device,
-                        &format!(
-                            "counter {} while {} ({answer:?})",
-                            report.command_counter, rec.state
-                        ),
-                    )
-                    .await?;
-                    self.store.migration_inbox_delete(m.id).await?;
-                    continue;
-                }
-                let (class, why) = match &answer {
-                    Answer::Failed(s) => (
-                        FailureClass::of_status(ecos_gbcs::StatusCode(*s)),
-                        format!("status {s}"),
-                    ),
-                    Answer::Unexpected(w) => (FailureClass::Other, w.clone()),
-                    Answer::Migrated => (FailureClass::Other, String::new()),
-                };
-                if self.fail(&rec, class, &why, now, Some(m.id), rep).await? {
-                    rep.failures += 1;
-                }
+                let ds = inventory.get(&m.device).and_then(|d| d.ds_cert.as_deref());
+                self.on_message(m, ds, &mut recs, now, &mut b);
             }
+            self.commit(b, now, rep).await?;
         }
     }
 
-    /// Record a failure of the current attempt and decide the retry. Returns whether the
-    /// transition happened.
-    /// The device proved it holds the ECoS certificate (a 0x0106 success or a CS02a read of
-    /// its CoS cell), whichever attempt the answer belongs to: it is migrated, and the inbox
-    /// message `inbox_id` is consumed with the transition.
-    async fn settle_migrated(
+    /// Decide what one received message does (into `b`); `recs` holds the records as the
+    /// batch leaves them.
+    fn on_message(
         &self,
-        rec: &MigrationRecord,
-        evidence: String,
-        inbox_id: u64,
+        m: &ecos_store::migration::InboxMessage,
+        ds: Option<&[u8]>,
+        recs: &mut HashMap<Eui64, MigrationRecord>,
         now: Timestamp,
-        rep: &mut StepReport,
-    ) -> Result<(), MigrationError> {
-        let mut c = rec.to(S::Migrated, evidence);
-        c.reason = None;
-        c.next_at = None;
-        c.consume_inbox = Some(inbox_id);
-        if self
-            .store
-            .migration_transition(rec, &c, now)
-            .await?
-            .is_some()
-        {
-            rep.migrated += 1;
+        b: &mut Batch,
+    ) {
+        match read_cells_answer(&self.keys, m.device, &m.bytes, ds) {
+            Ok(Some((counter, cell))) => return self.on_read(m, counter, cell, recs, now, b),
+            Ok(None) => {}
+            Err(e) => return b.drop_message(m, "migration.answer_refused", e.to_string()),
         }
-        Ok(())
+        let (report, answer) = match read_answer(&self.keys, &m.bytes, ds.map(<[u8]>::to_vec)) {
+            Ok(x) => x,
+            Err(e) => return b.drop_message(m, "migration.answer_refused", e.to_string()),
+        };
+        let Some(rec) = recs.get(&m.device).cloned() else {
+            return b.drop_message(
+                m,
+                "migration.answer_untracked",
+                "no migration record".into(),
+            );
+        };
+        b.contact(m);
+        if answer == Answer::Migrated && rec.state != S::Migrated {
+            // The device proved it holds the ECoS certificate: whichever attempt this
+            // answers, it is migrated.
+            let evidence = format!("counter {} success, ECoS SKI", report.command_counter);
+            return settle_migrated(&rec, evidence, m.id, now, recs, b);
+        }
+        let current = rec.state == S::Sent && rec.gbcs_counter == Some(report.command_counter);
+        if !current || answer == Answer::Migrated {
+            let why = format!(
+                "counter {} while {} ({answer:?})",
+                report.command_counter, rec.state
+            );
+            return b.drop_message(m, "migration.answer_stale", why);
+        }
+        let (class, why) = match &answer {
+            Answer::Failed(s) => (
+                FailureClass::of_status(ecos_gbcs::StatusCode(*s)),
+                format!("status {s}"),
+            ),
+            Answer::Unexpected(w) => (FailureClass::Other, w.clone()),
+            Answer::Migrated => (FailureClass::Other, String::new()),
+        };
+        self.fail(&rec, class, &why, now, Some(m.id), recs, b);
     }
 
-    async fn fail(
+    /// Plan a failure of the current attempt and the retry decision into `b`.
+    #[allow(clippy::too_many_arguments)] // the failure and where it goes
+    fn fail(
         &self,
         rec: &MigrationRecord,
         class: FailureClass,
         why: &str,
         now: Timestamp,
         inbox: Option<u64>,
-        rep: &mut StepReport,
-    ) -> Result<bool, MigrationError> {
+        recs: &mut HashMap<Eui64, MigrationRecord>,
+        b: &mut Batch,
+    ) {
         let mut counts = read_counts(rec.failure_class.as_deref());
         *counts.entry(class).or_default() += 1;
         let decision = decide(&self.config.retry, class, &counts, rec.attempts, now);
@@ -316,27 +326,15 @@ impl Migrator {
         c.reason = Some(reason.clone());
         c.next_at = next_at;
         c.consume_inbox = inbox;
-        let done = self
-            .store
-            .migration_transition(rec, &c, now)
-            .await?
-            .is_some();
-        if done && state.is_terminal() {
-            rep.left += 1;
-            self.audit(
-                "migration.device_left",
-                rec.eui,
-                &format!("{state}: {reason}"),
-            )
-            .await?;
-        }
-        Ok(done)
+        let left = state.is_terminal().then(|| format!("{state}: {reason}"));
+        b.moved(rec, c, now, Effect::Failure(left), recs);
     }
 
     /// Commands unanswered in time are not failures yet: the device may have taken the
     /// ECoS certificate and its answer been lost. Each one moves to `verifying` and a
     /// CS02a read of its {5, DS} cell goes out; a read unanswered in time is then a WAN
-    /// failure (retry or leave, by the retry strategy).
+    /// failure (retry or leave, by the retry strategy). 500 at a time, each lot in one
+    /// transaction (the reads leave after it commits).
     async fn sweep_timeouts(
         &self,
         now: Timestamp,
@@ -353,54 +351,47 @@ impl Migrator {
                 if overdue.is_empty() {
                     break;
                 }
-                let mut progressed = false;
-                for r in overdue {
-                    let moved = if state == S::Sent {
-                        self.verify(r, now, rep).await?
-                    } else {
-                        let why = "no response in time, nor to the CS02a read";
-                        let f = self
-                            .fail(&r, FailureClass::Wan, why, now, None, rep)
-                            .await?;
-                        if f {
-                            rep.failures += 1;
-                        }
-                        f
-                    };
-                    progressed |= moved;
+                let mut recs = HashMap::new();
+                let mut b = Batch::default();
+                if state == S::Sent {
+                    let range = self
+                        .store
+                        .reserve_gbcs_counters(ecos_party::state::COS_COUNTER, overdue.len() as u64)
+                        .await?;
+                    for (r, counter) in overdue.into_iter().zip(range) {
+                        self.verify(r, counter, now, &mut recs, &mut b);
+                    }
+                } else {
+                    let why = "no response in time, nor to the CS02a read";
+                    for r in overdue {
+                        self.fail(&r, FailureClass::Wan, why, now, None, &mut recs, &mut b);
+                    }
                 }
-                if !progressed {
+                let done = self.commit(b, now, rep).await?;
+                if done.is_empty() {
                     break;
                 }
+                self.send_all(done, now, rep).await?;
             }
         }
         Ok(())
     }
 
-    /// Send the CS02a read of the {5, DS} cell for an unanswered command (`verifying`,
+    /// Plan the CS02a read of the {5, DS} cell for an unanswered command (`verifying`,
     /// recorded with the read's counter before it leaves).
-    async fn verify(
+    fn verify(
         &self,
         r: MigrationRecord,
+        counter: u64,
         now: Timestamp,
-        rep: &mut StepReport,
-    ) -> Result<bool, MigrationError> {
-        let counter = self
-            .store
-            .reserve_gbcs_counters(ecos_party::state::COS_COUNTER, 1)
-            .await?
-            .start;
+        recs: &mut HashMap<Eui64, MigrationRecord>,
+        b: &mut Batch,
+    ) {
         let bytes = match build_read(&self.keys, r.eui, counter) {
-            Ok(b) => b,
+            Ok(bytes) => bytes,
             Err(e) => {
                 let why = format!("no response in time; no CS02a read: {e}");
-                let f = self
-                    .fail(&r, FailureClass::Wan, &why, now, None, rep)
-                    .await?;
-                if f {
-                    rep.failures += 1;
-                }
-                return Ok(f);
+                return self.fail(&r, FailureClass::Wan, &why, now, None, recs, b);
             }
         };
         let mut c = r.to(
@@ -412,73 +403,72 @@ impl Migrator {
         );
         c.gbcs_counter = Some(counter);
         c.sent_at = Some(now);
-        let Some(v) = self.store.migration_transition(&r, &c, now).await? else {
-            return Ok(false);
-        };
-        match self.transport.send(r.eui, bytes).await {
-            Ok(()) => rep.reads += 1,
-            Err(e) => {
-                let why = format!("no response in time; CS02a read not sent: {e}");
-                if self
-                    .fail(&v, FailureClass::Wan, &why, now, None, rep)
-                    .await?
-                {
-                    rep.failures += 1;
+        b.moved(&r, c, now, Effect::Read(bytes), recs);
+    }
+
+    /// Hand the commands and reads of committed records to the transport; a transport
+    /// error is a WAN failure of that attempt (committed as one more batch).
+    async fn send_all(
+        &self,
+        done: Vec<(MigrationRecord, Effect)>,
+        now: Timestamp,
+        rep: &mut StepReport,
+    ) -> Result<(), MigrationError> {
+        let mut recs = HashMap::new();
+        let mut b = Batch::default();
+        for (r, effect) in done {
+            let (bytes, what) = match effect {
+                Effect::Send(bytes) => (bytes, "transport"),
+                Effect::Read(bytes) => (bytes, "no response in time; CS02a read not sent"),
+                _ => continue,
+            };
+            let read = what != "transport";
+            match self.transport.send(r.eui, bytes).await {
+                Ok(()) if read => rep.reads += 1,
+                Ok(()) => rep.sent += 1,
+                Err(e) => {
+                    let why = format!("{what}: {e}");
+                    self.fail(&r, FailureClass::Wan, &why, now, None, &mut recs, &mut b);
                 }
             }
         }
-        Ok(true)
+        self.commit(b, now, rep).await?;
+        Ok(())
     }
 
     /// A device's answer to a CS02a read.
-    async fn on_read(
+    fn on_read(
         &self,
         m: &ecos_store::migration::InboxMessage,
         counter: u64,
         cell: CosCell,
+        recs: &mut HashMap<Eui64, MigrationRecord>,
         now: Timestamp,
-        rep: &mut StepReport,
-    ) -> Result<(), MigrationError> {
-        let Some(rec) = self.store.migration_record(m.device).await? else {
-            self.audit(
+        b: &mut Batch,
+    ) {
+        let Some(rec) = recs.get(&m.device).cloned() else {
+            return b.drop_message(
+                m,
                 "migration.answer_untracked",
-                m.device,
-                "no migration record",
-            )
-            .await?;
-            self.store.migration_inbox_delete(m.id).await?;
-            return Ok(());
+                "no migration record".into(),
+            );
         };
-        let _ = self
-            .store
-            .record_device_contact(m.device, m.received_at)
-            .await;
+        b.contact(m);
         if cell == CosCell::Ecos && rec.state != S::Migrated {
             // The device holds the ECoS certificate: its answer to the 0x0106 was lost.
             let evidence =
                 format!("CS02a read (counter {counter}): {{5, DS}} holds the ECoS certificate");
-            return self.settle_migrated(&rec, evidence, m.id, now, rep).await;
+            return settle_migrated(&rec, evidence, m.id, now, recs, b);
         }
         if cell == CosCell::Ecos || rec.state != S::Verifying || rec.gbcs_counter != Some(counter) {
-            self.audit(
-                "migration.answer_stale",
-                m.device,
-                &format!("CS02a counter {counter} while {} ({cell:?})", rec.state),
-            )
-            .await?;
-            self.store.migration_inbox_delete(m.id).await?;
-            return Ok(());
+            let why = format!("CS02a counter {counter} while {} ({cell:?})", rec.state);
+            return b.drop_message(m, "migration.answer_stale", why);
         }
         match cell {
             CosCell::Tcos => {
                 let why =
                     "no response in time; CS02a read: {5, DS} still holds the TCoS certificate";
-                if self
-                    .fail(&rec, FailureClass::Wan, why, now, Some(m.id), rep)
-                    .await?
-                {
-                    rep.failures += 1;
-                }
+                self.fail(&rec, FailureClass::Wan, why, now, Some(m.id), recs, b);
             }
             CosCell::Other(what) => {
                 let reason = format!("CoS anchor neither TCoS nor ECoS: {what}");
@@ -486,20 +476,10 @@ impl Migrator {
                 c.reason = Some(reason.clone());
                 c.next_at = None;
                 c.consume_inbox = Some(m.id);
-                if self
-                    .store
-                    .migration_transition(&rec, &c, now)
-                    .await?
-                    .is_some()
-                {
-                    rep.left += 1;
-                    self.audit("migration.device_left", rec.eui, &reason)
-                        .await?;
-                }
+                b.moved(&rec, c, now, Effect::Left(reason), recs);
             }
             CosCell::Ecos => {}
         }
-        Ok(())
     }
 
     async fn release_retries(
@@ -512,54 +492,56 @@ impl Migrator {
             if due.is_empty() {
                 return Ok(());
             }
-            let mut progressed = false;
+            let mut recs = HashMap::new();
+            let mut b = Batch::default();
             for r in due {
                 let mut c = r.to(S::Candidate, "retry due");
                 c.next_at = None;
-                if self
-                    .store
-                    .migration_transition(&r, &c, now)
-                    .await?
-                    .is_some()
-                {
-                    rep.retries_due += 1;
-                    progressed = true;
-                }
+                b.moved(&r, c, now, Effect::RetryDue, &mut recs);
             }
-            if !progressed {
+            if self.commit(b, now, rep).await?.is_empty() {
                 return Ok(());
             }
         }
     }
 
-    async fn track_or_move(
-        &self,
+    /// Plan moving a device seen as `v` to `to` (tracking it first if untracked); the
+    /// record it will have, or `None` when it is already there.
+    fn track_or_move(
         v: &MigrationView,
         to: S,
         reason: Option<String>,
         now: Timestamp,
         detail: &str,
-    ) -> Result<Option<MigrationRecord>, MigrationError> {
+        effect: Effect,
+        b: &mut Batch,
+    ) -> MigrationRecord {
         match &v.record {
             None => {
-                self.store
-                    .migration_track(
-                        v.eui,
-                        to,
-                        reason.as_deref(),
-                        v.comms_hub,
-                        v.csp_region.as_deref(),
-                        now,
-                        detail,
-                    )
-                    .await?;
-                Ok(self.store.migration_record(v.eui).await?)
+                let r = MigrationRecord::first(
+                    v.eui,
+                    to,
+                    reason,
+                    v.comms_hub,
+                    v.csp_region.clone(),
+                    now,
+                );
+                b.ops
+                    .push(MigrationOp::Track(r.clone(), detail.to_string()));
+                b.effects.push(effect);
+                r
             }
-            Some(r) if r.state == to && r.reason == reason => Ok(Some(r.clone())),
+            Some(r) if r.state == to && r.reason == reason => r.clone(),
             Some(r) => {
                 let mut c = r.to(to, detail);
                 c.reason = reason;
-                Ok(self.store.migration_transition(r, &c, now).await?)
+                let next = r.after(&c, now);
+                b.ops.push(MigrationOp::Move {
+                    current: r.clone(),
+                    change: c,
+                });
+                b.effects.push(effect);
+                next
             }
         }
     }
@@ -568,33 +550,42 @@ impl Migrator {
     /// come from indexed queries (switches coming, paused devices, the tracked candidate
     /// pool) and from a persistent discovery cursor over the transitional devices, which
     /// advances only while the throttles leave room and by a bounded number of pages per
-    /// step, wrapping around to re-evaluate devices that were not eligible.
+    /// step, wrapping around to re-evaluate devices that were not eligible. Today's
+    /// commands are read from the maintained per-day counters, per hub only for the hubs
+    /// of the candidates. Every record written by the selection commits in one
+    /// transaction.
     async fn select(&self, now: Timestamp, rep: &mut StepReport) -> Result<(), MigrationError> {
         let in_flight = self
             .store
             .migration_count_in(&[S::Selected, S::Sent, S::Verifying])
             .await?;
-        let mut sent_today = self.store.migration_sent_since(day_start(now)).await?;
         // Devices selected but not yet sent (left by a crashed run) will be sent in this
         // step: they count against today's throttles too.
+        let mut left = SentCounts::default();
         let mut after = None;
         loop {
-            let left = self
+            let page = self
                 .store
                 .migration_records_in(S::Selected, after, 500)
                 .await?;
-            let Some(last) = left.last() else { break };
+            let Some(last) = page.last() else { break };
             after = Some(last.eui);
-            for r in &left {
-                sent_today.total += 1;
+            for r in &page {
+                left.total += 1;
                 if let Some(h) = r.comms_hub {
-                    *sent_today.by_hub.entry(h.to_compact()).or_default() += 1;
+                    *left.by_hub.entry(h.to_compact()).or_default() += 1;
                 }
                 let region = r.csp_region.clone().unwrap_or_else(|| "-".into());
-                *sent_today.by_region.entry(region).or_default() += 1;
+                *left.by_region.entry(region).or_default() += 1;
             }
         }
-        let mut budget = Budget::new(&self.config.throttle, &sent_today, in_flight);
+        let mut today = self.store.migration_sent_on(now, &[]).await?;
+        today.total += left.total;
+        for (r, n) in &left.by_region {
+            *today.by_region.entry(r.clone()).or_default() += n;
+        }
+        let mut hubs_known: HashSet<String> = HashSet::new();
+        let budget = Budget::new(&self.config.throttle, &today, in_flight);
         if budget.is_exhausted() {
             return Ok(());
         }
@@ -619,13 +610,17 @@ impl Migrator {
                     .await?,
             );
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut b = Batch::default();
+        let mut seen = HashSet::new();
         let mut cands: Vec<MigrationView> = Vec::new();
         for v in pool {
             if seen.insert(v.eui) {
-                self.classify(v, now, &mut cands).await?;
+                self.classify(v, now, &mut cands, &mut b);
             }
         }
+        self.learn_hubs(&cands, &left, &mut hubs_known, &mut today, now)
+            .await?;
+        let mut budget = Budget::new(&self.config.throttle, &today, in_flight);
         // Discover untracked devices while the throttles would take more than the
         // candidates at hand.
         let (mut cursor, mut pass) = self.store.migration_cursor().await?;
@@ -644,9 +639,12 @@ impl Migrator {
             cursor = page.last().map(|v| v.eui);
             for v in page {
                 if seen.insert(v.eui) {
-                    self.classify(v, now, &mut cands).await?;
+                    self.classify(v, now, &mut cands, &mut b);
                 }
             }
+            self.learn_hubs(&cands, &left, &mut hubs_known, &mut today, now)
+                .await?;
+            budget = Budget::new(&self.config.throttle, &today, in_flight);
             if !full {
                 // End of the inventory: the next step starts a new pass.
                 pass += 1;
@@ -660,73 +658,101 @@ impl Migrator {
             .into_iter()
             .cloned()
             .collect();
-        let chosen: std::collections::HashSet<Eui64> = batch.iter().map(|v| v.eui).collect();
+        let chosen: HashSet<Eui64> = batch.iter().map(|v| v.eui).collect();
         for v in &cands {
             if chosen.contains(&v.eui) {
                 continue;
             }
             // Not in this batch: tracked as a candidate (the pool the next steps read).
             if v.record.as_ref().is_none_or(|r| r.state != S::Candidate) {
-                self.track_or_move(v, S::Candidate, None, now, "eligible")
-                    .await?;
+                Self::track_or_move(v, S::Candidate, None, now, "eligible", Effect::None, &mut b);
             }
         }
+        let euis: Vec<Eui64> = batch.iter().map(|v| v.eui).collect();
+        let pending = self.store.cos_requests_pending_for_devices(&euis).await?;
         for v in &batch {
-            if let Some(id) = self.store.cos_request_pending_for_device(v.eui).await? {
-                if self
-                    .track_or_move(
-                        v,
-                        S::Paused,
-                        Some(format!("cos-pending {id}")),
-                        now,
-                        "pause",
-                    )
-                    .await?
-                    .is_some()
+            if let Some(id) = pending.get(&v.eui) {
+                let why = Some(format!("cos-pending {id}"));
+                if v.record
+                    .as_ref()
+                    .is_none_or(|r| r.state != S::Paused || r.reason != why)
                 {
-                    rep.paused += 1;
+                    Self::track_or_move(v, S::Paused, why, now, "pause", Effect::Paused, &mut b);
                 }
                 continue;
             }
-            let Some(r) = self
-                .track_or_move(v, S::Candidate, None, now, "eligible")
-                .await?
-            else {
-                continue;
-            };
+            let r =
+                Self::track_or_move(v, S::Candidate, None, now, "eligible", Effect::None, &mut b);
             let mut c = r.to(S::Selected, format!("batch {batch_id}"));
             c.batch = Some(batch_id);
             c.reason = None;
-            if self
-                .store
-                .migration_transition(&r, &c, now)
-                .await?
-                .is_some()
-            {
-                rep.selected += 1;
+            b.ops.push(MigrationOp::Move {
+                current: r,
+                change: c,
+            });
+            b.effects.push(Effect::Selected);
+        }
+        self.commit(b, now, rep).await?;
+        Ok(())
+    }
+
+    /// Add to `today` the commands sent today to the hubs of `cands` not asked about yet
+    /// (with those of the devices left selected).
+    async fn learn_hubs(
+        &self,
+        cands: &[MigrationView],
+        left: &SentCounts,
+        known: &mut HashSet<String>,
+        today: &mut SentCounts,
+        now: Timestamp,
+    ) -> Result<(), MigrationError> {
+        let mut new: Vec<Eui64> = Vec::new();
+        for h in cands.iter().filter_map(|v| v.comms_hub) {
+            let k = h.to_compact();
+            if known.insert(k) {
+                new.push(h);
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let sent = self.store.migration_sent_on(now, &new).await?;
+        for h in &new {
+            let k = h.to_compact();
+            let n = sent.by_hub.get(&k).copied().unwrap_or(0)
+                + left.by_hub.get(&k).copied().unwrap_or(0);
+            if n > 0 {
+                today.by_hub.insert(k, n);
             }
         }
         Ok(())
     }
 
-    /// Apply the rules to one device: record it as not eligible, or add it to `cands`.
-    async fn classify(
+    /// Apply the rules to one device: plan it as not eligible, or add it to `cands`.
+    fn classify(
         &self,
         v: MigrationView,
         now: Timestamp,
         cands: &mut Vec<MigrationView>,
-    ) -> Result<(), MigrationError> {
+        b: &mut Batch,
+    ) {
         match verdict(&self.config.eligibility, &v, now) {
             Verdict::Skip => {}
             Verdict::NotEligible(why) => {
-                self.track_or_move(&v, S::NotEligible, Some(why), now, "rules")
-                    .await?;
+                let why = Some(why);
+                if v.record
+                    .as_ref()
+                    .is_none_or(|r| r.state != S::NotEligible || r.reason != why)
+                {
+                    Self::track_or_move(&v, S::NotEligible, why, now, "rules", Effect::None, b);
+                }
             }
             Verdict::Candidate => cands.push(v),
         }
-        Ok(())
     }
 
+    /// Send the selected devices' commands, 500 at a time: each lot is recorded `sent`
+    /// (with its counters) in one transaction **before** any of its commands leaves.
     async fn send_selected(
         &self,
         now: Timestamp,
@@ -746,88 +772,132 @@ impl Migrator {
                 .store
                 .reserve_gbcs_counters(ecos_party::state::COS_COUNTER, recs.len() as u64)
                 .await?;
+            let euis: Vec<Eui64> = recs.iter().map(|r| r.eui).collect();
+            // Never while a change of supplier is pending for the device.
+            let pending = self.store.cos_requests_pending_for_devices(&euis).await?;
+            let inventory = self.store.migration_inventory_of(&euis).await?;
+            let mut b = Batch::default();
+            let mut records = HashMap::new();
             for (r, counter) in recs.into_iter().zip(range) {
-                self.send_one(r, counter, now, rep).await?;
+                if let Some(id) = pending.get(&r.eui) {
+                    let mut c = r.to(S::Paused, "pause before send");
+                    c.reason = Some(format!("cos-pending {id}"));
+                    b.moved(&r, c, now, Effect::Paused, &mut records);
+                    continue;
+                }
+                let ka = inventory.get(&r.eui).and_then(|d| d.ka_cert.as_deref());
+                match build(
+                    &self.keys,
+                    &self.path,
+                    r.eui,
+                    ka,
+                    counter,
+                    self.config.apply_time_based_cpv_checks,
+                    self.config.set_floor,
+                ) {
+                    Ok(bytes) => {
+                        let mut c = r.to(S::Sent, format!("counter {counter}"));
+                        c.attempts = r.attempts + 1;
+                        c.gbcs_counter = Some(counter);
+                        c.sent_at = Some(now);
+                        // Durable before it leaves: a crash after the commit is a
+                        // time-out, never a second command for the same attempt.
+                        b.moved(&r, c, now, Effect::Send(bytes), &mut records);
+                    }
+                    Err(e) => {
+                        let mut c = r.to(S::Excluded, "command could not be built");
+                        c.reason = Some(format!("command: {e}"));
+                        b.moved(&r, c, now, Effect::Left(e.to_string()), &mut records);
+                    }
+                }
             }
+            let done = self.commit(b, now, rep).await?;
+            self.send_all(done, now, rep).await?;
         }
     }
+}
 
-    async fn send_one(
-        &self,
-        r: MigrationRecord,
-        counter: u64,
+/// The device proved it holds the ECoS certificate (a 0x0106 success or a CS02a read of
+/// its CoS cell), whichever attempt the answer belongs to: it is migrated, and the inbox
+/// message `inbox_id` is consumed with the transition.
+fn settle_migrated(
+    rec: &MigrationRecord,
+    evidence: String,
+    inbox_id: u64,
+    now: Timestamp,
+    recs: &mut HashMap<Eui64, MigrationRecord>,
+    b: &mut Batch,
+) {
+    let mut c = rec.to(S::Migrated, evidence);
+    c.reason = None;
+    c.next_at = None;
+    c.consume_inbox = Some(inbox_id);
+    b.moved(rec, c, now, Effect::Migrated, recs);
+}
+
+/// What an op of a batch means once it took.
+#[derive(Debug)]
+enum Effect {
+    None,
+    Migrated,
+    /// A failure; `Some(why)` when the device left the migration with it.
+    Failure(Option<String>),
+    /// The device left the migration (excluded) for this reason.
+    Left(String),
+    RetryDue,
+    Paused,
+    Selected,
+    /// Recorded `sent`: this 0x0106 goes out after the commit.
+    Send(Vec<u8>),
+    /// Recorded `verifying`: this CS02a read goes out after the commit.
+    Read(Vec<u8>),
+}
+
+/// Ops for one transaction, an effect per op, and audit notes written before it.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<MigrationOp>,
+    effects: Vec<Effect>,
+    notes: Vec<(&'static str, Eui64, String)>,
+}
+
+impl Batch {
+    /// Move `rec` by `change`; `recs` keeps the record as the batch leaves it (for a later
+    /// message about the same device in the same batch).
+    fn moved(
+        &mut self,
+        rec: &MigrationRecord,
+        change: MigrationChange,
         now: Timestamp,
-        rep: &mut StepReport,
-    ) -> Result<(), MigrationError> {
-        // Never while a change of supplier is pending for the device.
-        if let Some(id) = self.store.cos_request_pending_for_device(r.eui).await? {
-            let mut c = r.to(S::Paused, "pause before send");
-            c.reason = Some(format!("cos-pending {id}"));
-            if self
-                .store
-                .migration_transition(&r, &c, now)
-                .await?
-                .is_some()
-            {
-                rep.paused += 1;
-            }
-            return Ok(());
-        }
-        let dev = self.store.device(r.eui).await?;
-        let ka = dev.as_ref().and_then(|d| d.ka_cert.clone());
-        let bytes = match build(
-            &self.keys,
-            &self.path,
-            r.eui,
-            ka.as_deref(),
-            counter,
-            self.config.apply_time_based_cpv_checks,
-            self.config.set_floor,
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                let mut c = r.to(S::Excluded, "command could not be built");
-                c.reason = Some(format!("command: {e}"));
-                if self
-                    .store
-                    .migration_transition(&r, &c, now)
-                    .await?
-                    .is_some()
-                {
-                    rep.left += 1;
-                    self.audit("migration.device_left", r.eui, &e.to_string())
-                        .await?;
-                }
-                return Ok(());
-            }
-        };
-        let mut c = r.to(S::Sent, format!("counter {counter}"));
-        c.attempts = r.attempts + 1;
-        c.gbcs_counter = Some(counter);
-        c.sent_at = Some(now);
-        // Durable before it leaves: a crash after this point is a time-out, never a
-        // second command for the same attempt.
-        let Some(sent) = self.store.migration_transition(&r, &c, now).await? else {
-            return Ok(());
-        };
-        match self.transport.send(r.eui, bytes).await {
-            Ok(()) => rep.sent += 1,
-            Err(e) => {
-                if self
-                    .fail(
-                        &sent,
-                        FailureClass::Wan,
-                        &format!("transport: {e}"),
-                        now,
-                        None,
-                        rep,
-                    )
-                    .await?
-                {
-                    rep.failures += 1;
-                }
-            }
-        }
-        Ok(())
+        effect: Effect,
+        recs: &mut HashMap<Eui64, MigrationRecord>,
+    ) {
+        recs.insert(rec.eui, rec.after(&change, now));
+        self.ops.push(MigrationOp::Move {
+            current: rec.clone(),
+            change,
+        });
+        self.effects.push(effect);
+    }
+
+    /// Drop a message that changes no state, noting why in the audit log.
+    fn drop_message(
+        &mut self,
+        m: &ecos_store::migration::InboxMessage,
+        action: &'static str,
+        why: String,
+    ) {
+        self.notes.push((action, m.device, why));
+        self.ops.push(MigrationOp::DropInbox(m.id));
+        self.effects.push(Effect::None);
+    }
+
+    /// A verified answer: a successful contact with the device.
+    fn contact(&mut self, m: &ecos_store::migration::InboxMessage) {
+        self.ops.push(MigrationOp::Contact {
+            device: m.device,
+            at: m.received_at,
+        });
+        self.effects.push(Effect::None);
     }
 }
