@@ -130,7 +130,14 @@ fn dashboard_renders_the_demos_numbers_in_chromium() {
 
     // Migrate the demo meters in the same store (a second process, as an operator would).
     let out = Command::new(env!("CARGO_BIN_EXE_ecos"))
-        .args(["migrate", "run", "--max-steps", "40", "--data-dir"])
+        .args([
+            "migrate",
+            "run",
+            "--demo",
+            "--max-steps",
+            "40",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .output()
         .expect("ecos migrate run");

@@ -39,18 +39,10 @@ use ecos_party::demo::{self, RequestSpec};
 use ecos_smki::{Eui64, TestPki};
 use ecos_store::{RequestState, Store, StoreConfig, StoreLocation};
 
-// ---------------------------------------------------------------- the world
+mod common;
+use common::{Rng, audit_verify, ecos, kills_wanted, seed};
 
-fn ecos() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ecos"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ECOS_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
+// ---------------------------------------------------------------- the world
 
 /// Write the demo PKI under `data/pki` and load the demo data set into the
 /// store at `location` (what `ecos demo` sets up, without its tour).
@@ -139,31 +131,6 @@ fn sigterm_and_wait(s: &mut Served) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("ecos serve did not stop on SIGTERM");
-}
-
-/// A small deterministic generator for the fault points.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("ECOS_FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            u64::try_from(jiff::Timestamp::now().as_nanosecond() & 0x7fff_ffff_ffff).unwrap_or(1)
-                | 1
-        })
 }
 
 // ------------------------------------------------- the supplier-side record
@@ -519,29 +486,7 @@ async fn prove(location: &StoreLocation, record: &[Sent], faults: u32) -> Tally 
     tally
 }
 
-fn audit_verify(data: &Path, database_url: Option<&str>) {
-    let mut c = ecos();
-    c.args(["audit", "verify", "--data-dir"]).arg(data);
-    if let Some(url) = database_url {
-        c.args(["--database-url", url]);
-    }
-    let out = c.output().expect("ecos audit verify");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("audit log verified"),
-        "ecos audit verify: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 // ------------------------------------------------------- SIGKILL of serve
-
-fn kills_wanted(default: u32) -> u32 {
-    std::env::var("ECOS_FAULTS_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Kill `ecos serve` `kills` times (or until `budget` is spent) under load.
 async fn kill_serve_under_load(kills: u32, budget: Duration) -> Tally {
