@@ -59,6 +59,9 @@ enum Command {
     /// Reports over recorded traffic: refused requests by reason and service user.
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
+    /// Load runs against the served API, with same-run baselines.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 mod cmd;
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Bench(c) => cmd::bench::run(c),
     }
 }
 
