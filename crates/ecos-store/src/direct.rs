@@ -13,6 +13,7 @@
 //! Bulk registration writes run on a blocking thread (`spawn_blocking`) as one `BEGIN
 //! IMMEDIATE` transaction with one prepared single-row `INSERT`, reused for every row.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -239,6 +240,8 @@ struct Bulk<'c> {
     out: WriteOutcome,
     /// The MPxN of the last row inserted.
     last: Option<Mpxn>,
+    /// When the table held rows: the MPxNs whose old history is deleted already.
+    replaced: HashSet<Mpxn>,
 }
 
 impl<'c> Bulk<'c> {
@@ -260,11 +263,13 @@ impl<'c> Bulk<'c> {
             rebuild,
             out: WriteOutcome::default(),
             last: None,
+            replaced: HashSet::new(),
         })
     }
 
-    /// Insert rows in key order; each MPxN's rows in one run. The first row of an MPxN
-    /// replaces its history.
+    /// Insert rows, in any order. The first row of an MPxN replaces its history (when the
+    /// table held rows). Only the columns that change are bound for each row: a bound value
+    /// stays bound across executions.
     fn insert(&mut self, rows: &[RegRow], file_id: &str) -> Result<()> {
         let mut ins = self.tx.prepare_cached(
             "INSERT INTO registration (mpxn, fuel, supplier_mpid, effective_from, effective_to, \
@@ -279,22 +284,35 @@ impl<'c> Bulk<'c> {
             .transpose()?;
         let mut from_buf = DateText::default();
         let mut to_buf = DateText::default();
+        ins.raw_bind_parameter(6, file_id)?;
+        let mut own_file = true;
         for r in rows {
             if self.last.as_ref() != Some(&r.mpxn) {
-                if let Some(del) = &mut del {
+                if let Some(del) = &mut del
+                    && self.replaced.insert(r.mpxn.clone())
+                {
                     self.out.removed += del.execute([r.mpxn.as_str()])? as u64;
                 }
                 self.last = Some(r.mpxn.clone());
             }
-            ins.execute(params![
-                r.mpxn.as_str(),
-                r.mpxn.fuel().as_str(),
-                r.mpid.as_str(),
-                from_buf.set(r.from),
-                r.to.map(|t| to_buf.set(t)),
-                r.source.as_deref().unwrap_or(file_id),
-                r.line as i64,
-            ])?;
+            ins.raw_bind_parameter(1, r.mpxn.as_str())?;
+            ins.raw_bind_parameter(2, r.mpxn.fuel().as_str())?;
+            ins.raw_bind_parameter(3, r.mpid.as_str())?;
+            ins.raw_bind_parameter(4, from_buf.set(r.from))?;
+            ins.raw_bind_parameter(5, r.to.map(|t| to_buf.set(t)))?;
+            match (&r.source, own_file) {
+                (None, true) => {}
+                (None, false) => {
+                    ins.raw_bind_parameter(6, file_id)?;
+                    own_file = true;
+                }
+                (Some(f), _) => {
+                    ins.raw_bind_parameter(6, &**f)?;
+                    own_file = false;
+                }
+            }
+            ins.raw_bind_parameter(7, r.line as i64)?;
+            ins.raw_execute()?;
         }
         self.out.written += rows.len() as u64;
         Ok(())
@@ -402,29 +420,47 @@ pub(crate) fn write_registration(
     Ok(out)
 }
 
-/// Write a refresh as the parser hands its rows over ([`Feed`]), as one transaction. Returns
-/// `None`, having rolled back, when the feed closes without [`Feed::End`].
+/// Write a refresh as the parser hands its rows over ([`Feed`]), as one transaction,
+/// reporting how far into the file (`bytes` long) the written rows go. Returns `None`, having
+/// rolled back, when the feed closes without [`Feed::End`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_registration(
     path: &Path,
     feed: &mut tokio::sync::mpsc::Receiver<Feed>,
     opts: &ImportOptions,
     sha: &str,
     full: Option<&FullRefreshEnd>,
-    expect_rows: u64,
+    bytes: u64,
     imported_at: i64,
+    progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<Option<WriteOutcome>> {
     let mut conn = open_conn(path, false)?;
-    let mut bulk = Bulk::begin(&mut conn, expect_rows)?;
+    let mut bulk = Bulk::begin(&mut conn, bytes / BYTES_PER_ROW)?;
     loop {
         match feed.blocking_recv() {
-            Some(Feed::Rows(rows)) => bulk.insert(&rows, &opts.file_id)?,
+            Some(Feed::Rows { rows, pos }) => {
+                bulk.insert(&rows, &opts.file_id)?;
+                progress(ImportProgress {
+                    stage: ImportStage::Parsing,
+                    done: pos,
+                    total: bytes,
+                });
+            }
             Some(Feed::End { rows }) => {
+                progress(ImportProgress {
+                    stage: ImportStage::Parsing,
+                    done: bytes,
+                    total: bytes,
+                });
                 return bulk.finish(opts, sha, rows, full, imported_at).map(Some);
             }
             None => return Ok(None),
         }
     }
 }
+
+/// Bytes per row of a typical registration file, to guess a file's row count from its size.
+pub(crate) const BYTES_PER_ROW: u64 = 48;
 
 /// Rows from which a write into an empty table builds the secondary indexes afterwards.
 const BULK_INDEX_ROWS: u64 = 10_000;

@@ -667,17 +667,21 @@ pub(crate) const STREAM_CHUNK: usize = 4096;
 /// [`Feed::End`] rolls back.
 #[derive(Debug)]
 pub(crate) enum Feed {
-    /// Checked rows, in strictly ascending (MPxN, effective_from) order, continuing the
-    /// previous chunk; each MPxN's periods in one run, without overlaps.
-    Rows(Vec<RegRow>),
-    /// The whole file is parsed and checked: commit.
+    /// Parsed rows, in file order, and how far into the file the parser had got (bytes).
+    Rows {
+        /// The rows.
+        rows: Vec<RegRow>,
+        /// Bytes of the file parsed.
+        pos: u64,
+    },
+    /// The whole file is parsed and checked (no duplicates, no overlaps): commit.
     End {
         /// Data rows in the file.
         rows: u64,
     },
 }
 
-/// How a streamed parse ended.
+/// How a streamed parse ended, when the file is good.
 #[derive(Debug)]
 pub(crate) enum Streamed {
     /// Every row went to the writer, then [`Feed::End`].
@@ -689,90 +693,44 @@ pub(crate) enum Streamed {
         /// Check-digit warnings.
         warnings: u64,
     },
-    /// The rows are not in (MPxN, effective_from) order, or two periods clash: the writer was
-    /// abandoned and here are all the rows, for [`plan_registration`] (which sorts them and
-    /// names the error, if any).
-    Collected {
-        /// All data rows.
-        rows: Vec<RegRow>,
-        /// Check-digit warnings.
-        warnings: u64,
-    },
     /// The writer stopped taking rows; its own result says why.
     WriterGone,
 }
 
-/// Parse a refresh registration file, handing checked rows to a writer while parsing, as long
-/// as they come in key order without clashes (a generated or exported file usually does).
-/// Otherwise the writer is abandoned and the file parsed again into memory.
+/// Parse a refresh registration file, handing each chunk of parsed rows to a writer while
+/// parsing goes on, then check the whole file (duplicates and overlaps, as
+/// [`plan_registration`] does, in key order) before telling the writer to commit. A bad row
+/// or a failed check drops the feed: the writer rolls back. When the writer fails first
+/// (say, on a duplicate key the check will name), parsing and checking go on without it, so
+/// that the file's own error is the one reported.
 pub(crate) fn parse_registration_streaming(
     data: &[u8],
     opts: &ImportOptions,
-    progress: &mut ProgressFn<'_>,
     feed: tokio::sync::mpsc::Sender<Feed>,
 ) -> Result<Streamed> {
-    #[derive(PartialEq)]
-    enum Stop {
-        No,
-        Fallback,
-        WriterGone,
+    let pos = std::sync::atomic::AtomicU64::new(0);
+    let mut note = |p: ImportProgress| pos.store(p.done, std::sync::atomic::Ordering::Relaxed);
+    let mut prog: ProgressFn<'_> = &mut note;
+    let mut all: Vec<RegRow> = Vec::with_capacity(data.len() / 48);
+    let mut sending = true;
+    let (rows, warnings) =
+        parse_registration_chunks(data, opts, &mut prog, STREAM_CHUNK, |chunk| {
+            all.extend_from_slice(&chunk);
+            if sending {
+                let pos = pos.load(std::sync::atomic::Ordering::Relaxed);
+                sending = feed.blocking_send(Feed::Rows { rows: chunk, pos }).is_ok();
+            }
+            Ok(())
+        })?;
+    let keys = plan_registration(opts, all, Vec::new())?.keys.len() as u64;
+    if !sending || feed.blocking_send(Feed::End { rows }).is_err() {
+        return Ok(Streamed::WriterGone);
     }
-    let mut stop = Stop::No;
-    let mut last: Option<(Mpxn, Date, Option<Date>)> = None;
-    let mut keys = 0u64;
-    // Progress never goes back, even when the file is read a second time.
-    let mut high = 0u64;
-    let mut monotone = |p: ImportProgress| {
-        if p.done >= high {
-            high = p.done;
-            progress(p);
-        }
-    };
-    let mut prog: ProgressFn<'_> = &mut monotone;
-    let first = parse_registration_chunks(data, opts, &mut prog, STREAM_CHUNK, |chunk| {
-        for r in &chunk {
-            let fits = match &last {
-                None => true,
-                Some((m, from, to)) => match m.cmp(&r.mpxn) {
-                    std::cmp::Ordering::Less => true,
-                    std::cmp::Ordering::Equal => *from < r.from && to.is_some_and(|t| t < r.from),
-                    std::cmp::Ordering::Greater => false,
-                },
-            };
-            if !fits {
-                stop = Stop::Fallback;
-                return Err(StoreError::Invalid("fallback".into()));
-            }
-            if last.as_ref().is_none_or(|(m, _, _)| *m != r.mpxn) {
-                keys += 1;
-            }
-            last = Some((r.mpxn.clone(), r.from, r.to));
-        }
-        if feed.blocking_send(Feed::Rows(chunk)).is_err() {
-            stop = Stop::WriterGone;
-            return Err(StoreError::Invalid("writer gone".into()));
-        }
-        Ok(())
-    });
-    match (first, stop) {
-        (Ok((rows, warnings)), Stop::No) => {
-            if feed.blocking_send(Feed::End { rows }).is_err() {
-                return Ok(Streamed::WriterGone);
-            }
-            Ok(Streamed::Sent {
-                rows,
-                keys,
-                warnings,
-            })
-        }
-        (_, Stop::WriterGone) => Ok(Streamed::WriterGone),
-        (_, Stop::Fallback) => {
-            drop(feed);
-            let (rows, warnings) = parse_registration(data, opts, &mut prog)?;
-            Ok(Streamed::Collected { rows, warnings })
-        }
-        (Err(e), Stop::No) => Err(e),
-    }
+    Ok(Streamed::Sent {
+        rows,
+        keys,
+        warnings,
+    })
 }
 
 fn show_to(to: Option<Date>) -> String {

@@ -729,7 +729,7 @@ fn big_file(n: u64, sup: &str, extra: &str) -> String {
 /// an overlap or a duplicate found late still leaves the store as it was and names the same
 /// line as a file checked in memory; files out of key order are imported all the same;
 /// a refresh of part of a non-empty store replaces exactly the histories it lists.
-async fn large_files_stream_or_fall_back(s: Store) {
+async fn large_refresh_files(s: Store) {
     const N: u64 = 12_000;
     let last = 2 * N + 2; // the line after the generated rows
     // A bad date on the last line.
@@ -792,7 +792,7 @@ async fn large_files_stream_or_fall_back(s: Store) {
         );
     }
 
-    // A refresh of every other MPAN, in descending order (not streamable): their histories
+    // A refresh of every other MPAN, in descending order: their histories
     // become the file's, the others stay; progress never goes back.
     let mut t = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
     for i in (0..N).rev().filter(|i| i % 2 == 0) {
@@ -824,7 +824,7 @@ async fn large_files_stream_or_fall_back(s: Store) {
         some("BCEE", "2023-01-01")
     );
 
-    // The same in key order (streamed into a non-empty table): the other half.
+    // The same in key order: the other half.
     let mut t = String::from("mpxn,supplier_mpid,effective_from,effective_to\n");
     for i in (1..N).step_by(2) {
         t.push_str(&format!("{},ECEE,2021-06-01,\n", big_mpan(i)));
@@ -855,7 +855,7 @@ suite!(
     rejected_file_leaves_store_as_it_was,
     file_ids_and_sequences,
     progress_is_reported,
-    large_files_stream_or_fall_back,
+    large_refresh_files,
 );
 
 #[test]

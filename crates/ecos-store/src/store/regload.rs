@@ -26,10 +26,7 @@ use crate::import::{
 use crate::mpxn::Mpxn;
 
 /// Chunks in flight between the parser and the writer.
-const FEED_DEPTH: usize = 4;
-
-/// Bytes per row of a typical registration file, to guess a file's row count from its size.
-const BYTES_PER_ROW: u64 = 48;
+const FEED_DEPTH: usize = 64;
 
 /// Import registration data, all or nothing (see [`Store::import_registration`]).
 pub(super) async fn import_registration(
@@ -99,13 +96,6 @@ struct Job {
     sha: String,
     full: Option<FullRefreshEnd>,
     imported_at: i64,
-}
-
-impl Job {
-    /// A guess at the file's row count from its size.
-    fn expect_rows(&self) -> u64 {
-        self.data.len() as u64 / BYTES_PER_ROW
-    }
 }
 
 /// What was written.
@@ -211,24 +201,10 @@ fn written_all(progress: &mut ProgressFn<'_>, n: u64) {
 }
 
 /// Start the streaming parser on a blocking thread.
-fn spawn_parser(
-    job: &Job,
-    feed: mpsc::Sender<Feed>,
-) -> (
-    tokio::task::JoinHandle<Result<Streamed>>,
-    mpsc::UnboundedReceiver<ImportProgress>,
-) {
-    let (ptx, prx) = mpsc::unbounded_channel();
+fn spawn_parser(job: &Job, feed: mpsc::Sender<Feed>) -> tokio::task::JoinHandle<Result<Streamed>> {
     let data = job.data.clone();
     let opts = job.opts.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        let mut f = |p: ImportProgress| {
-            let _ = ptx.send(p);
-        };
-        let mut pf: ProgressFn<'_> = &mut f;
-        import::parse_registration_streaming(&data, &opts, &mut pf, feed)
-    });
-    (parser, prx)
+    tokio::task::spawn_blocking(move || import::parse_registration_streaming(&data, &opts, feed))
 }
 
 /// A refresh into SQLite: parser and writer on two blocking threads.
@@ -238,9 +214,9 @@ async fn stream_sqlite(
     progress: &mut ProgressFn<'_>,
 ) -> Result<Done> {
     let (ftx, mut frx) = mpsc::channel(FEED_DEPTH);
+    let (ptx, prx) = mpsc::unbounded_channel();
     let writer = {
         let job = job.clone();
-        let path = path.clone();
         tokio::task::spawn_blocking(move || {
             let r = direct::stream_registration(
                 &path,
@@ -248,19 +224,22 @@ async fn stream_sqlite(
                 &job.opts,
                 &job.sha,
                 job.full.as_ref(),
-                job.expect_rows(),
+                job.data.len() as u64,
                 job.imported_at,
+                &mut |p| {
+                    let _ = ptx.send(p);
+                },
             );
-            // Closing the feed stops the parser should the writer fail.
+            // Closing the feed tells the parser should the writer fail.
             drop(frx);
             r
         })
     };
-    let (parser, prx) = spawn_parser(job, ftx);
+    let parser = spawn_parser(job, ftx);
     pump(prx, progress).await;
-    let parsed = parser.await.map_err(join_err)?;
-    // Always wait for the writer: on any failure it has rolled back once it returns.
+    // Always wait for both: on any failure the writer has rolled back once it returns.
     let wrote = writer.await.map_err(join_err)?;
+    let parsed = parser.await.map_err(join_err)?;
     match parsed? {
         Streamed::Sent {
             rows,
@@ -281,14 +260,6 @@ async fn stream_sqlite(
         Streamed::WriterGone => Err(wrote.err().unwrap_or_else(|| {
             StoreError::Sqlite("the registration writer stopped before the end".into())
         })),
-        Streamed::Collected { rows, warnings } => {
-            let nrows = rows.len() as u64;
-            let plan = import::plan_registration(&job.opts, rows, Vec::new())?;
-            let keys = plan.keys.len() as u64;
-            let mut d = write_sqlite(path, keys, plan, job, nrows, progress).await?;
-            d.warnings = warnings;
-            Ok(d)
-        }
     }
 }
 
@@ -310,96 +281,88 @@ async fn pg_import(
         .await?;
     if !any && job.opts.mode != ImportMode::Update {
         let (ftx, mut frx) = mpsc::channel(FEED_DEPTH);
-        let (parser, mut prx) = spawn_parser(job, ftx);
-        let copied = {
-            let mut copy = tx.copy_in_raw(COPY_REGISTRATION).await?;
-            let mut buf: Vec<u8> = Vec::with_capacity(COPY_BUF + 4096);
-            let mut file = Vec::new();
-            copy_escape(&mut file, &job.opts.file_id);
-            let mut written = 0u64;
-            let mut end = None;
-            let mut progress_open = true;
-            loop {
-                tokio::select! {
-                    p = prx.recv(), if progress_open => match p {
-                        Some(p) => progress(p),
-                        None => progress_open = false,
-                    },
-                    f = frx.recv() => match f {
-                        Some(Feed::Rows(rows)) => {
-                            for r in &rows {
-                                copy_row(&mut buf, r, &file);
-                            }
-                            written += rows.len() as u64;
-                            if buf.len() >= COPY_BUF {
-                                copy.send(buf.as_slice()).await?;
-                                buf.clear();
-                            }
+        let parser = spawn_parser(job, ftx);
+        let bytes = job.data.len() as u64;
+        let mut copy = tx.copy_in_raw(COPY_REGISTRATION).await?;
+        let mut buf: Vec<u8> = Vec::with_capacity(COPY_BUF + 4096);
+        let mut file = Vec::new();
+        copy_escape(&mut file, &job.opts.file_id);
+        let mut written = 0u64;
+        let mut end = false;
+        // A failed send stops the copying; the parser goes on, to name a bad row if any.
+        let mut failed: Option<StoreError> = None;
+        while let Some(f) = frx.recv().await {
+            match f {
+                Feed::Rows { rows, pos } => {
+                    if failed.is_some() {
+                        continue;
+                    }
+                    for r in &rows {
+                        copy_row(&mut buf, r, &file);
+                    }
+                    written += rows.len() as u64;
+                    if buf.len() >= COPY_BUF {
+                        if let Err(e) = copy.send(buf.as_slice()).await {
+                            failed = Some(e.into());
                         }
-                        Some(Feed::End { rows }) => {
-                            end = Some(rows);
-                            break;
-                        }
-                        None => break,
-                    },
+                        buf.clear();
+                    }
+                    progress(ImportProgress {
+                        stage: ImportStage::Parsing,
+                        done: pos,
+                        total: bytes,
+                    });
+                }
+                Feed::End { .. } => {
+                    end = true;
+                    break;
                 }
             }
-            // The parser is done (or gone): forward its last reports.
-            drop(frx);
-            pump(prx, progress).await;
-            match end {
-                Some(rows) => {
-                    if !buf.is_empty() {
-                        copy.send(buf.as_slice()).await?;
-                    }
-                    copy.finish().await?;
-                    Some((rows, written))
+        }
+        drop(frx);
+        let parsed = parser.await.map_err(join_err)?;
+        let finished = match (&parsed, end, failed) {
+            (Ok(Streamed::Sent { .. }), true, None) => {
+                progress(ImportProgress {
+                    stage: ImportStage::Parsing,
+                    done: bytes,
+                    total: bytes,
+                });
+                if !buf.is_empty() {
+                    copy.send(buf.as_slice()).await?;
                 }
-                None => {
-                    copy.abort("registration import abandoned").await.ok();
-                    None
+                copy.finish().await?;
+                true
+            }
+            (_, _, failed) => {
+                let _ = copy.abort("registration import abandoned").await;
+                if let Some(e) = failed
+                    && parsed.is_ok()
+                {
+                    return Err(e);
                 }
+                false
             }
         };
-        let parsed = parser.await.map_err(join_err)??;
-        match (parsed, copied) {
-            (
-                Streamed::Sent {
-                    rows,
-                    keys,
-                    warnings,
-                },
-                Some((_, written)),
-            ) => {
+        return match parsed? {
+            Streamed::Sent {
+                rows,
+                keys,
+                warnings,
+            } if finished => {
                 let out = finish_pg(tx, job, rows, written, 0).await?;
                 written_all(progress, written);
-                return Ok(Done {
+                Ok(Done {
                     out,
                     rows,
                     keys,
                     warnings,
-                });
+                })
             }
-            (Streamed::Collected { rows, warnings }, _) => {
-                // The aborted COPY failed the transaction: start again. The plan replaces the
-                // histories of the MPxNs it lists, whatever the table holds by now.
-                drop(tx);
-                let mut tx = pool.begin().await?;
-                sqlx::query("LOCK TABLE registration IN SHARE ROW EXCLUSIVE MODE")
-                    .execute(&mut *tx)
-                    .await?;
-                let nrows = rows.len() as u64;
-                let plan = import::plan_registration(&job.opts, rows, Vec::new())?;
-                let mut d = write_pg_plan(tx, plan, job, nrows, progress).await?;
-                d.warnings = warnings;
-                return Ok(d);
-            }
-            _ => {
-                return Err(StoreError::Invalid(
-                    "registration import: the COPY stream ended early".into(),
-                ));
-            }
-        }
+            _ => Err(StoreError::Invalid(
+                "registration import: the COPY stream ended early".into(),
+            )),
+        };
     }
     let (rows, warnings) = parse_blocking(job, progress).await?;
     let (plan, nrows) = if job.opts.mode == ImportMode::Update {
