@@ -21,10 +21,10 @@ pub mod xml;
 pub use error::{DuisError, ValueError, WriteError};
 pub use ids::{RequestId, RequestIdError, ResponseId};
 pub use request::{
-    CANCELLATION_SENTINEL, CommandVariant, CosRequest, DuisRequest, Execution,
-    MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
-    UpdateSecurityCredentialsCoS, cancellation_sentinel, read_parsed, read_request,
-    read_request_header, read_signed,
+    CANCELLATION_SENTINEL, CERTIFICATE_CACHE_CAPACITY, CommandVariant, CosRequest, DuisRequest,
+    Execution, MAX_FLOOR_SEQ_NUMBER, RequestHeader, SupplierReplacementCertificates,
+    UpdateSecurityCredentialsCoS, cancellation_sentinel, certificate_cache_stats, read_parsed,
+    read_request, read_request_header, read_signed,
 };
 pub use write::{
     Asn1Status, CertificateType, ChangeOfSupplier, CredentialsReplacementMode, DccAlert,

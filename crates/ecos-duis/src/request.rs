@@ -451,11 +451,37 @@ fn read_request_id(el: &El<'_, '_>) -> Result<RequestId, DuisError> {
     })
 }
 
-/// A base64 DER certificate, parsed and profile-checked by `ecos-smki`.
+/// Certificates parsed from request text, keyed by the exact base64 text:
+/// the same supplier certificates arrive in every 6.23. Parsing is a pure
+/// function of the text, so a hit returns what a parse would.
+static CERTIFICATES: std::sync::LazyLock<ecos_smki::CertCache> =
+    std::sync::LazyLock::new(|| ecos_smki::CertCache::new(CERTIFICATE_CACHE_CAPACITY));
+
+/// How many distinct certificates the reader keeps parsed.
+pub const CERTIFICATE_CACHE_CAPACITY: usize = 2048;
+
+/// Hits and misses of the reader's certificate cache.
+pub fn certificate_cache_stats() -> ecos_smki::CacheStats {
+    CERTIFICATES.stats()
+}
+
+/// A base64 DER certificate, parsed and profile-checked by `ecos-smki`
+/// (once per distinct text, see [`CERTIFICATES`]).
 fn certificate(el: &El<'_, '_>) -> Result<Certificate, DuisError> {
     let t = el.simple_text()?;
-    let der = values::base64(t).map_err(|r| invalid(el, t, r))?;
-    Certificate::from_der(&der).map_err(|e| invalid(el, t, ValueError::Certificate(e.to_string())))
+    let mut bad_base64 = None;
+    CERTIFICATES
+        .get_or_parse(t.as_bytes(), || {
+            let der = values::base64(t).map_err(|r| {
+                bad_base64 = Some(r);
+                ecos_smki::CertError::Der(String::new())
+            })?;
+            Certificate::from_der(&der)
+        })
+        .map_err(|e| match bad_base64.take() {
+            Some(r) => invalid(el, t, r),
+            None => invalid(el, t, ValueError::Certificate(e.to_string())),
+        })
 }
 
 fn read_cos_body(el: &El<'_, '_>) -> Result<UpdateSecurityCredentialsCoS, DuisError> {

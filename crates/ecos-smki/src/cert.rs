@@ -232,9 +232,18 @@ impl fmt::Display for KeyUsage {
 }
 
 /// A parsed, profile-checked SMKI certificate that keeps its DER.
+///
+/// Immutable and shared: a clone is a reference-count increment, so a
+/// certificate parsed once (see [`CertCache`](crate::CertCache)) can be
+/// handed to every request that carries it.
 #[derive(Clone)]
 pub struct Certificate {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
     der: Vec<u8>,
+    sha256: [u8; 32],
     tbs: Range<usize>,
     issuer: Range<usize>,
     subject: Range<usize>,
@@ -258,27 +267,27 @@ pub struct Certificate {
 
 impl PartialEq for Certificate {
     fn eq(&self, other: &Self) -> bool {
-        self.der == other.der
+        std::sync::Arc::ptr_eq(&self.inner, &other.inner) || self.inner.der == other.inner.der
     }
 }
 impl Eq for Certificate {}
 
 impl std::hash::Hash for Certificate {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.der.hash(state);
+        self.inner.der.hash(state);
     }
 }
 
 impl fmt::Debug for Certificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Certificate")
-            .field("kind", &self.kind)
-            .field("subject", &self.subject_rfc2253)
-            .field("eui", &self.eui)
-            .field("role", &self.role)
-            .field("key_usage", &self.key_usage)
-            .field("issuer", &self.issuer_rfc2253)
-            .field("serial", &hex::encode_upper(&self.serial))
+            .field("kind", &self.inner.kind)
+            .field("subject", &self.inner.subject_rfc2253)
+            .field("eui", &self.inner.eui)
+            .field("role", &self.inner.role)
+            .field("key_usage", &self.inner.key_usage)
+            .field("issuer", &self.inner.issuer_rfc2253)
+            .field("serial", &hex::encode_upper(&self.inner.serial))
             .finish_non_exhaustive()
     }
 }
@@ -951,27 +960,31 @@ impl Certificate {
             CertKind::Organisation
         };
 
+        let sha256 = digest_of(der);
         Ok(Certificate {
-            tbs: lay.tbs,
-            issuer: lay.issuer,
-            subject: lay.subject,
-            signature,
-            serial,
-            kind,
-            eui,
-            role,
-            common_name: subject.cn,
-            key_usage,
-            public_key,
-            ski,
-            aki,
-            not_before,
-            not_after,
-            policies,
-            ca: bc.map(|(_, b)| b.path_len_constraint),
-            issuer_rfc2253: name_rfc2253(tbs.issuer()),
-            subject_rfc2253: name_rfc2253(tbs.subject()),
-            der: der.to_vec(),
+            inner: std::sync::Arc::new(Inner {
+                sha256,
+                tbs: lay.tbs,
+                issuer: lay.issuer,
+                subject: lay.subject,
+                signature,
+                serial,
+                kind,
+                eui,
+                role,
+                common_name: subject.cn,
+                key_usage,
+                public_key,
+                ski,
+                aki,
+                not_before,
+                not_after,
+                policies,
+                ca: bc.map(|(_, b)| b.path_len_constraint),
+                issuer_rfc2253: name_rfc2253(tbs.issuer()),
+                subject_rfc2253: name_rfc2253(tbs.subject()),
+                der: der.to_vec(),
+            }),
         })
     }
 
@@ -1001,132 +1014,129 @@ impl Certificate {
 
     /// The whole certificate DER.
     pub fn der(&self) -> &[u8] {
-        &self.der
+        &self.inner.der
     }
 
     /// PEM text of the certificate.
     pub fn to_pem(&self) -> String {
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.der)
+        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &self.inner.der)
             .unwrap_or_default()
     }
 
-    /// SHA-256 of the DER.
+    /// SHA-256 of the DER (computed once, when the certificate was parsed).
     pub fn sha256(&self) -> [u8; 32] {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.der);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
+        self.inner.sha256
     }
 
     /// Organisation, device or authority.
     pub fn kind(&self) -> CertKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The EUI-64: x500UniqueIdentifier for organisations, SAN hwSerialNum for devices.
     pub fn eui(&self) -> Option<Eui64> {
-        self.eui
+        self.inner.eui
     }
 
     /// The role from the subject OU (none for devices and a device CA without OU).
     pub fn role(&self) -> Option<Role> {
-        self.role
+        self.inner.role
     }
 
     /// The subject CN, if any.
     pub fn common_name(&self) -> Option<&str> {
-        self.common_name.as_deref()
+        self.inner.common_name.as_deref()
     }
 
     /// The single key usage.
     pub fn key_usage(&self) -> KeyUsage {
-        self.key_usage
+        self.inner.key_usage
     }
 
     /// The P-256 public key.
     pub fn public_key(&self) -> &P256PublicKey {
-        &self.public_key
+        &self.inner.public_key
     }
 
     /// The serial number: big-endian magnitude without a leading zero.
     pub fn serial(&self) -> &[u8] {
-        &self.serial
+        &self.inner.serial
     }
 
     /// The serial number in decimal (as XML `X509SerialNumber` writes it).
     pub fn serial_decimal(&self) -> String {
-        bytes_to_decimal(&self.serial)
+        bytes_to_decimal(&self.inner.serial)
     }
 
     /// The issuer in RFC 2253 form, e.g. `CN=Z1,OU=07`.
     pub fn issuer_rfc2253(&self) -> String {
-        self.issuer_rfc2253.clone()
+        self.inner.issuer_rfc2253.clone()
     }
 
     /// The subject in RFC 2253 form (empty for devices).
     pub fn subject_rfc2253(&self) -> String {
-        self.subject_rfc2253.clone()
+        self.inner.subject_rfc2253.clone()
     }
 
     /// The issuer Name TLV.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.der[self.issuer.clone()]
+        &self.inner.der[self.inner.issuer.clone()]
     }
 
     /// The subject Name TLV.
     pub fn subject_der(&self) -> &[u8] {
-        &self.der[self.subject.clone()]
+        &self.inner.der[self.inner.subject.clone()]
     }
 
     /// The TBSCertificate TLV (what the issuer signed).
     pub fn tbs_der(&self) -> &[u8] {
-        &self.der[self.tbs.clone()]
+        &self.inner.der[self.inner.tbs.clone()]
     }
 
     /// The issuer's signature as raw r‖s.
     pub fn signature_raw(&self) -> &[u8; 64] {
-        &self.signature
+        &self.inner.signature
     }
 
     /// The subjectKeyIdentifier (8 bytes).
     pub fn ski(&self) -> Option<&[u8]> {
-        self.ski.as_deref()
+        self.inner.ski.as_deref()
     }
 
     /// The authorityKeyIdentifier keyIdentifier (8 bytes), if present.
     pub fn aki(&self) -> Option<&[u8]> {
-        self.aki.as_deref()
+        self.inner.aki.as_deref()
     }
 
     /// Start of validity.
     pub fn not_before(&self) -> jiff::Timestamp {
-        self.not_before
+        self.inner.not_before
     }
 
     /// End of validity (inclusive). `99991231235959Z` (no expiry) reads as
     /// `jiff::Timestamp::MAX`, a few hours earlier.
     pub fn not_after(&self) -> jiff::Timestamp {
-        self.not_after
+        self.inner.not_after
     }
 
     /// Whether `at` lies within notBefore..=notAfter.
     pub fn is_valid_at(&self, at: jiff::Timestamp) -> bool {
-        self.not_before <= at && at <= self.not_after
+        self.inner.not_before <= at && at <= self.inner.not_after
     }
 
     /// The certificate policy OIDs, dotted.
     pub fn policies(&self) -> &[String] {
-        &self.policies
+        &self.inner.policies
     }
 
     /// Whether basicConstraints says cA.
     pub fn is_ca(&self) -> bool {
-        self.ca.is_some()
+        self.inner.ca.is_some()
     }
 
     /// The basicConstraints pathLenConstraint of a CA.
     pub fn path_len(&self) -> Option<u8> {
-        self.ca.flatten()
+        self.inner.ca.flatten()
     }
 
     /// Whether issuer and subject names are byte-identical.
@@ -1136,8 +1146,15 @@ impl Certificate {
 
     /// Verify this certificate's signature with `issuer_key`.
     pub fn verify_signature(&self, issuer_key: &P256PublicKey) -> Result<(), crate::KeyError> {
-        issuer_key.verify(self.tbs_der(), &self.signature)
+        issuer_key.verify(self.tbs_der(), &self.inner.signature)
     }
+}
+
+fn digest_of(der: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Big-endian unsigned bytes to decimal.

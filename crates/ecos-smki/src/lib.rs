@@ -2,7 +2,8 @@
 //!
 //! - [`Eui64`]: organisation and device identifiers.
 //! - [`Role`]: role codes read from a certificate's OU.
-//! - [`Certificate`]: a parsed, profile-checked SMKI certificate.
+//! - [`Certificate`]: a parsed, profile-checked SMKI certificate; [`CertCache`]
+//!   parses each distinct certificate once.
 //! - [`Mpids`]: MPIDs from the CN of an XML Sign certificate, under [`MpidRules`].
 //! - [`validate_path`]: certification path validation against a [`TrustStore`].
 //! - [`testpki`]: a deterministic test PKI with the SMKI profile.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod cert;
 mod eui;
 pub mod keys;
@@ -19,6 +21,7 @@ mod path;
 mod role;
 pub mod testpki;
 
+pub use cache::{Bounded, CacheStats, CertCache};
 pub use cert::{CertError, CertKind, Certificate, KeyUsage};
 pub use eui::{Eui64, EuiError};
 pub use keys::{
