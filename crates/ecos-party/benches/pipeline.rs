@@ -2,10 +2,18 @@
 //! measured in the same run (one ECDSA verify + one sign + one ECDH with
 //! aws-lc-rs): the figures to read are the ratios.
 //!
-//! Stages: XML signature verification alone; every check (verify, read,
-//! signer path from the cache, store look-ups on SQLite); command build +
-//! sign + self-check + MAC; and the whole `Party::process` with its durable
-//! writes (RequestID counter, GBCS counter, request row, audit entry).
+//! Stages: XML signature verification with the read of the signed 6.23;
+//! every check (verify, read, signer path from the cache, the request
+//! context and the registration look-ups on SQLite); the request context
+//! read alone; command build + sign + self-check + MAC (the device's MAC
+//! secret cached); the durable writes (GBCS counter, acceptance committed
+//! whole); and the whole `Party::process`.
+//!
+//! After criterion's own runs, an interleaved report times every stage and
+//! the baseline in alternating slices (so that a busy machine loads them
+//! alike) and prints each stage's median cost as a ratio of the baseline,
+//! and the whole pipeline's rate as a share of the crypto bound's.
+//! `ECOS_BENCH_SLICES` (default 30) sets the number of slices.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -16,14 +24,89 @@ use aws_lc_rs::signature::{
     UnparsedPublicKey,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+use ecos_party::command::MacSecrets;
 use ecos_party::demo::{self, RequestSpec};
 use ecos_party::{Party, PartyConfig};
-use ecos_store::{Store, StoreConfig, StoreLocation};
+use ecos_smki::Eui64;
+use ecos_store::{Acceptance, NewAuditEntry, NewRequest, RequestKind, Store, StoreConfig};
 use jiff::Timestamp;
 
 fn at() -> Timestamp {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }
+
+/// One request's crypto floor: verify, sign, ECDH.
+struct Bound {
+    rng: aws_lc_rs::rand::SystemRandom,
+    key: EcdsaKeyPair,
+    msg: Vec<u8>,
+    sig: Vec<u8>,
+    public: Vec<u8>,
+    ka: agreement::PrivateKey,
+    peer: Vec<u8>,
+}
+
+impl Bound {
+    fn new() -> Self {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let msg = vec![0x5Au8; 1800];
+        let sig = key.sign(&rng, &msg).unwrap().as_ref().to_vec();
+        let public = key.public_key().as_ref().to_vec();
+        let ka = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+        let peer = agreement::PrivateKey::generate(&agreement::ECDH_P256)
+            .unwrap()
+            .compute_public_key()
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        Bound {
+            rng,
+            key,
+            msg,
+            sig,
+            public,
+            ka,
+            peer,
+        }
+    }
+
+    fn run(&self) {
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.public)
+            .verify(&self.msg, &self.sig)
+            .unwrap();
+        black_box(self.key.sign(&self.rng, &self.msg).unwrap());
+        agreement::agree(
+            &self.ka,
+            agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &self.peer),
+            (),
+            |z| Ok(black_box(z.len())),
+        )
+        .unwrap();
+    }
+}
+
+/// Fresh signed requests (distinct, rising RequestIDs), signed outside any
+/// timed section: signing is the supplier's cost.
+struct Bodies {
+    next: u64,
+}
+
+impl Bodies {
+    fn take(&mut self, pki: &ecos_smki::TestPki, n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                self.next += 1;
+                RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, self.next, demo::MPAN_1)
+                    .signed(pki)
+                    .unwrap()
+            })
+            .collect()
+    }
+}
+
+const PARTY: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x00, 0x00, 0x04]);
+const BENCH_ORIGINATOR: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x0F, 0x0F, 0x0F]);
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -35,7 +118,7 @@ fn bench(c: &mut Criterion) {
     let config = PartyConfig::default();
     let store = rt.block_on(async {
         let s = Store::open(
-            &StoreLocation::sqlite_in_dir(dir.path()),
+            &ecos_store::StoreLocation::sqlite_in_dir(dir.path()),
             StoreConfig {
                 gbcs_counter_floor: config.counter_floor,
                 ..StoreConfig::default()
@@ -46,40 +129,11 @@ fn bench(c: &mut Criterion) {
         demo::load(&s, &pki).await.unwrap();
         s
     });
-    let party: Party = demo::party(&pki, store, config).unwrap();
+    let party: Party = demo::party(&pki, store.clone(), config).unwrap();
     let body = RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, 1, demo::MPAN_1)
         .signed(&pki)
         .unwrap();
-
-    // Baseline: the crypto bound of one request.
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-    let msg = vec![0x5Au8; 1800];
-    let sig = key.sign(&rng, &msg).unwrap();
-    let public = key.public_key().as_ref().to_vec();
-    let ka = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
-    let peer = agreement::PrivateKey::generate(&agreement::ECDH_P256)
-        .unwrap()
-        .compute_public_key()
-        .unwrap();
-    let mut g = c.benchmark_group("pipeline");
-    g.measurement_time(Duration::from_secs(4)).sample_size(30);
-    g.bench_function("baseline_crypto_bound_verify_sign_ecdh", |b| {
-        b.iter(|| {
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public)
-                .verify(&msg, sig.as_ref())
-                .unwrap();
-            black_box(key.sign(&rng, &msg).unwrap());
-            agreement::agree(
-                &ka,
-                agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, peer.as_ref()),
-                (),
-                |z| Ok(black_box(z.len())),
-            )
-            .unwrap();
-        })
-    });
-
+    let bound = Bound::new();
     let xml_sign = pki
         .organisation(demo::SUPPLIER_B)
         .unwrap()
@@ -87,55 +141,195 @@ fn bench(c: &mut Criterion) {
         .cert
         .public_key()
         .clone();
-    g.bench_function("stage_xml_signature_verify", |b| {
-        b.iter(|| {
-            black_box(
-                ecos_xmldsig::verify(&body, &ecos_xmldsig::Limits::default(), |_, _| {
-                    Some(xml_sign.clone())
-                })
-                .unwrap(),
+    let verify_and_read = || {
+        black_box(
+            ecos_xmldsig::verify_then(
+                &body,
+                &ecos_xmldsig::VerifyOptions::default(),
+                |_, _| Some(xml_sign.clone()),
+                |content| {
+                    ecos_duis::read_signed(
+                        content.bytes,
+                        content.tree,
+                        &ecos_duis::Limits::default(),
+                    )
+                    .unwrap()
+                },
             )
+            .unwrap(),
+        );
+    };
+    let accepted = rt.block_on(party.check(&body, at())).unwrap();
+    let keys = demo::keys(&pki).unwrap();
+    let secrets = MacSecrets::default();
+    let mut counter = 1u64 << 56;
+    let mut build = || {
+        counter += 1;
+        black_box(
+            ecos_party::command::build_supplier_by_trans_cos_cached(
+                &accepted, &keys, &secrets, counter,
+            )
+            .unwrap(),
+        );
+    };
+    let rid = accepted.request.header.request_id;
+    let context = || {
+        black_box(
+            rt.block_on(store.request_context(rid.originator, &rid.to_string(), rid.target))
+                .unwrap(),
+        );
+    };
+    // The durable writes of an acceptance, for a bench-only originator.
+    let command = build_acceptance_command(&accepted, &keys);
+    let mut write_n = 0u64;
+    let mut writes = || {
+        write_n += 1;
+        rt.block_on(async {
+            let gbcs = store.reserve_gbcs_counter(PARTY).await.unwrap();
+            let request = NewRequest {
+                request_id: format!("bench-{write_n}"),
+                originator: BENCH_ORIGINATOR,
+                device: rid.target,
+                kind: RequestKind::Immediate,
+                execution_time: None,
+                request_xml: Some(String::from_utf8_lossy(&body).into_owned()),
+            };
+            let done = store
+                .commit_acceptance_fast(&Acceptance {
+                    request: &request,
+                    request_counter: write_n,
+                    command: &command,
+                    gbcs_counter: gbcs,
+                    cancels: None,
+                    audit: NewAuditEntry {
+                        actor: "bench",
+                        action: "accepted",
+                        subject: &request.request_id,
+                        detail: "{\"bench\":true}",
+                    },
+                })
+                .await
+                .unwrap();
+            black_box(done);
         })
-    });
+    };
 
+    let mut g = c.benchmark_group("pipeline");
+    g.measurement_time(Duration::from_secs(4)).sample_size(30);
+    g.bench_function("baseline_crypto_bound_verify_sign_ecdh", |b| {
+        b.iter(|| bound.run())
+    });
+    g.bench_function("stage_xml_verify_and_read", |b| b.iter(verify_and_read));
     g.bench_function("stage_all_checks_sqlite", |b| {
         b.iter(|| black_box(rt.block_on(party.check(&body, at())).unwrap()))
     });
-
-    let accepted = rt.block_on(party.check(&body, at())).unwrap();
-    let keys = demo::keys(&pki).unwrap();
-    let mut counter = 1u64 << 56;
-    g.bench_function("stage_build_sign_selfcheck_mac", |b| {
-        b.iter(|| {
-            counter += 1;
-            black_box(
-                ecos_party::command::build_supplier_by_trans_cos(&accepted, &keys, counter)
-                    .unwrap(),
-            )
-        })
-    });
-
-    // The whole process with durable writes: fresh RequestIDs, signed
-    // outside the timed section (signing is the supplier's cost).
-    let mut next = 10u64;
+    g.bench_function("stage_request_context_sqlite", |b| b.iter(context));
+    g.bench_function("stage_build_sign_selfcheck_mac", |b| b.iter(&mut build));
+    g.bench_function("stage_durable_writes_sqlite", |b| b.iter(&mut writes));
+    let mut bodies = Bodies { next: 10 };
     g.bench_function("whole_process_durable_sqlite", |b| {
         b.iter_custom(|iters| {
-            let bodies: Vec<Vec<u8>> = (0..iters)
-                .map(|_| {
-                    next += 1;
-                    RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, next, demo::MPAN_1)
-                        .signed(&pki)
-                        .unwrap()
-                })
-                .collect();
+            let batch = bodies.take(&pki, iters);
             let start = Instant::now();
-            for b in &bodies {
+            for b in &batch {
                 black_box(rt.block_on(party.process(b, at())).unwrap());
             }
             start.elapsed()
         })
     });
     g.finish();
+
+    // The interleaved report.
+    let slices: usize = std::env::var("ECOS_BENCH_SLICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    const PER_SLICE: u64 = 20;
+    let pool = bodies.take(&pki, PER_SLICE * slices as u64);
+    let mut pool = pool.chunks(PER_SLICE as usize);
+    let mut times: Vec<(&str, Vec<f64>)> = [
+        "baseline: verify + sign + ECDH",
+        "XML verify + read",
+        "all checks (SQLite)",
+        "request context read",
+        "build + sign + self-check + MAC",
+        "durable writes (counter, acceptance)",
+        "whole Party::process (durable)",
+    ]
+    .into_iter()
+    .map(|n| (n, Vec::new()))
+    .collect();
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..PER_SLICE {
+            f();
+        }
+        start.elapsed().as_secs_f64() / PER_SLICE as f64
+    };
+    for _ in 0..slices {
+        times[0].1.push(time(&mut || bound.run()));
+        times[1].1.push(time(&mut || verify_and_read()));
+        times[2].1.push(time(&mut || {
+            black_box(rt.block_on(party.check(&body, at())).unwrap());
+        }));
+        times[3].1.push(time(&mut || context()));
+        times[4].1.push(time(&mut build));
+        times[5].1.push(time(&mut writes));
+        let batch = pool.next().unwrap();
+        let start = Instant::now();
+        for b in batch {
+            black_box(rt.block_on(party.process(b, at())).unwrap());
+        }
+        times[6]
+            .1
+            .push(start.elapsed().as_secs_f64() / batch.len() as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&mut times[0].1);
+    println!(
+        "\ninterleaved report: {slices} slices of {PER_SLICE} per stage, medians; \
+         ratio = stage cost / baseline cost"
+    );
+    println!(
+        "{:<40} {:>12} {:>10} {:>12}",
+        "stage", "µs/request", "ratio", "per second"
+    );
+    for (name, v) in times.iter_mut() {
+        let m = median(v);
+        println!(
+            "{name:<40} {:>12.1} {:>9.2}x {:>12.0}",
+            m * 1e6,
+            m / base,
+            1.0 / m
+        );
+    }
+    let whole = median(&mut times[6].1);
+    println!(
+        "whole pipeline rate = {:.0}% of the crypto bound's rate (target >= 80%)",
+        100.0 * base / whole
+    );
+    println!(
+        "caches: reader certificates {:?}; signer/replacement paths {:?}; MAC secrets {:?}",
+        ecos_duis::certificate_cache_stats(),
+        party_path_stats(&party),
+        secrets.stats()
+    );
+}
+
+fn party_path_stats(party: &Party) -> ecos_smki::CacheStats {
+    party.smki_path_cache_stats()
+}
+
+fn build_acceptance_command(
+    accepted: &ecos_party::Accepted,
+    keys: &ecos_party::PartyKeys,
+) -> Vec<u8> {
+    ecos_party::command::build_supplier_by_trans_cos(accepted, keys, 1 << 57)
+        .unwrap()
+        .bytes
 }
 
 criterion_group!(benches, bench);

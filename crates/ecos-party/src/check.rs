@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use ecos_duis::{CosRequest, DuisRequest, Execution, RequestHeader};
 use ecos_smki::{Certificate, Eui64, KeyUsage, MpidRules, Mpids, Role};
-use ecos_store::{CosCredential, Device, DeviceType, Fuel, Mpxn, Store};
+use ecos_store::{
+    CosCredential, Device, DeviceType, Fuel, MigrationState, Mpxn, RequestContext, Store,
+};
 use ecos_xmldsig::{DsigError, VerifyOptions};
 use jiff::{Timestamp, ToSpan};
 
@@ -72,21 +74,16 @@ pub struct PendingFd {
 
 /// State the checks read beyond registration data and inventory.
 pub trait CheckState {
-    /// The last RequestID counter accepted from `originator`.
-    fn last_request_counter(
+    /// What the store says about a request with `request_id` from
+    /// `originator` to `device`: an earlier request with that RequestID,
+    /// the last RequestID counter accepted from the originator, the device's
+    /// pending future-dated 6.23 and its migration state, read in one go.
+    fn context(
         &self,
         originator: Eui64,
-    ) -> impl std::future::Future<Output = Result<Option<u64>, String>> + Send;
-    /// The state of an earlier request with this RequestID, if one was stored.
-    fn request_state(
-        &self,
         request_id: &str,
-    ) -> impl std::future::Future<Output = Result<Option<String>, String>> + Send;
-    /// The pending future-dated 6.23 for `device`, if any.
-    fn pending_fd(
-        &self,
         device: Eui64,
-    ) -> impl std::future::Future<Output = Result<Option<PendingFd>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<RequestContext, String>> + Send;
 }
 
 /// Everything the checks consult.
@@ -199,24 +196,23 @@ impl<S: CheckState + Sync> Checker<'_, S> {
             }));
         }
 
-        // 4. Replay: a RequestID is used once, and its counter rises.
-        if let Some(earlier_state) = self
+        // The store's state for the checks below, read once.
+        let request_id = rid.to_string();
+        let ctx = self
             .state
-            .request_state(&rid.to_string())
+            .context(rid.originator, &request_id, rid.target)
             .await
-            .map_err(|e| refuse(internal(e)))?
-        {
+            .map_err(|e| refuse(internal(e)))?;
+
+        // 4. Replay: a RequestID is used once, and its counter rises.
+        if let Some(earlier_state) = ctx.request_state {
             return Err(refuse(Reason::RequestIdReused {
-                request_id: rid.to_string(),
-                earlier_state,
+                request_id,
+                earlier_state: earlier_state.to_string(),
             }));
         }
         if self.config.require_increasing_request_counter
-            && let Some(last) = self
-                .state
-                .last_request_counter(rid.originator)
-                .await
-                .map_err(|e| refuse(internal(e)))?
+            && let Some(last) = ctx.last_request_counter
             && rid.counter <= last
         {
             return Err(refuse(Reason::Replay {
@@ -280,11 +276,10 @@ impl<S: CheckState + Sync> Checker<'_, S> {
             check_replacements(&request, self.smki, self.config, at).map_err(&refuse)?;
 
         // Timing: future-dated lead and horizon, cancellations, pending requests.
-        let pending = self
-            .state
-            .pending_fd(rid.target)
-            .await
-            .map_err(|e| refuse(internal(e)))?;
+        let pending = ctx.pending_future_dated.map(|p| PendingFd {
+            request_id: p.request_id,
+            originator: p.originator,
+        });
         let mut cancels = None;
         match body.execution {
             Execution::FutureDated(t) => {
@@ -341,12 +336,7 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         if cos == CosChoice::Transitional
             && self.config.on_migration_in_flight == crate::config::OnMigrationInFlight::Reject
         {
-            let record = self
-                .store
-                .migration_record(device.eui)
-                .await
-                .map_err(|e| refuse(internal(e)))?;
-            check_migration(&device, record.as_ref()).map_err(&refuse)?;
+            check_migration(&device, ctx.migration_state).map_err(&refuse)?;
         }
 
         Ok(Accepted {
@@ -510,15 +500,13 @@ pub fn check_credential(device: &Device, config: &PartyConfig) -> Result<CosChoi
 }
 
 /// The migration rule: no 6.23 while the device's migration command is in
-/// flight (state `selected` or `sent`).
-pub fn check_migration(
-    device: &Device,
-    record: Option<&ecos_store::MigrationRecord>,
-) -> Result<(), Reason> {
-    match record {
-        Some(r) if r.state.is_in_flight() => Err(Reason::MigrationInFlight {
+/// flight (state `selected` or `sent`); `state` is the device's migration
+/// state, `None` without a migration record.
+pub fn check_migration(device: &Device, state: Option<MigrationState>) -> Result<(), Reason> {
+    match state {
+        Some(s) if s.is_in_flight() => Err(Reason::MigrationInFlight {
             device: device.eui.to_string(),
-            state: r.state.to_string(),
+            state: s.to_string(),
         }),
         _ => Ok(()),
     }

@@ -6,7 +6,10 @@ use ecos_duis::Execution;
 use ecos_gbcs::{
     CertificateDer, Cs02bCommand, ExecutionDateTime, SupplierByTransCos, SupplierFloors,
 };
-use ecos_smki::{Certificate, P256PublicKey};
+use std::sync::Arc;
+
+use ecos_gbcs::mac::PairwiseSecret;
+use ecos_smki::{Certificate, KeyAgreement, P256PublicKey};
 
 use crate::check::{Accepted, CosChoice};
 use crate::keys::{CosKey, PartyKeys};
@@ -75,6 +78,53 @@ pub fn whole_second_not_before(t: jiff::Timestamp) -> jiff::Timestamp {
     jiff::Timestamp::from_second(t.as_second().saturating_add(1)).unwrap_or(t)
 }
 
+/// The static ECDH secrets between the party's ACB key and devices'
+/// key-agreement certificates, so that a command is MACed without an ECDH
+/// (static-static ECDH gives the same secret for every message). Keyed by
+/// the device KA certificate's DER as the inventory holds it: a replaced
+/// certificate is a different key, so a stale secret is never used. One
+/// cache belongs to one ACB key (a [`Party`](crate::Party) holds its own).
+/// Bounded ([`ecos_smki::Bounded`]).
+#[derive(Debug)]
+pub struct MacSecrets(ecos_smki::Bounded<Box<[u8]>, Arc<PairwiseSecret>>);
+
+impl MacSecrets {
+    /// A cache of at most `capacity` device secrets.
+    pub fn new(capacity: usize) -> Self {
+        MacSecrets(ecos_smki::Bounded::new(capacity))
+    }
+
+    /// The secret between `acb` and the device whose KA certificate (DER or
+    /// PEM) is `ka_cert`, agreed on a miss.
+    pub fn secret(
+        &self,
+        acb: &dyn KeyAgreement,
+        ka_cert: Option<&[u8]>,
+    ) -> Result<Arc<PairwiseSecret>, CommandError> {
+        let der = ka_cert.ok_or_else(|| CommandError::DeviceKa("not in the inventory".into()))?;
+        if let Some(s) = self.0.get(der) {
+            return Ok(s);
+        }
+        let secret = Arc::new(PairwiseSecret::agree(acb, &device_ka_key(Some(der))?)?);
+        self.0.insert(der.into(), secret.clone());
+        Ok(secret)
+    }
+
+    /// Hits, misses and size.
+    pub fn stats(&self) -> ecos_smki::CacheStats {
+        self.0.stats()
+    }
+}
+
+impl Default for MacSecrets {
+    fn default() -> Self {
+        MacSecrets::new(MAC_SECRETS_CAPACITY)
+    }
+}
+
+/// How many device secrets a [`Party`](crate::Party) keeps.
+pub const MAC_SECRETS_CAPACITY: usize = 65_536;
+
 /// Build, sign, self-check and MAC the mode-7 command for `acc` with `counter`.
 pub fn build_supplier_by_trans_cos(
     acc: &Accepted,
@@ -82,6 +132,16 @@ pub fn build_supplier_by_trans_cos(
     counter: u64,
 ) -> Result<BuiltCommand, CommandError> {
     build_for(&acc.request, &acc.device, acc.cos, keys, counter)
+}
+
+/// [`build_supplier_by_trans_cos`] with the device's MAC secret from `secrets`.
+pub fn build_supplier_by_trans_cos_cached(
+    acc: &Accepted,
+    keys: &PartyKeys,
+    secrets: &MacSecrets,
+    counter: u64,
+) -> Result<BuiltCommand, CommandError> {
+    build_for_cached(&acc.request, &acc.device, acc.cos, keys, secrets, counter)
 }
 
 /// Build, sign, self-check and MAC the mode-7 command that `request` asks
@@ -92,6 +152,34 @@ pub fn build_for(
     device: &ecos_store::Device,
     cos: CosChoice,
     keys: &PartyKeys,
+    counter: u64,
+) -> Result<BuiltCommand, CommandError> {
+    let secret = PairwiseSecret::agree(
+        keys.acb.as_ref(),
+        &device_ka_key(device.ka_cert.as_deref())?,
+    )?;
+    build_with_secret(request, device, cos, keys, &secret, counter)
+}
+
+/// [`build_for`] with the device's MAC secret from `secrets`.
+pub fn build_for_cached(
+    request: &ecos_duis::CosRequest,
+    device: &ecos_store::Device,
+    cos: CosChoice,
+    keys: &PartyKeys,
+    secrets: &MacSecrets,
+    counter: u64,
+) -> Result<BuiltCommand, CommandError> {
+    let secret = secrets.secret(keys.acb.as_ref(), device.ka_cert.as_deref())?;
+    build_with_secret(request, device, cos, keys, &secret, counter)
+}
+
+fn build_with_secret(
+    request: &ecos_duis::CosRequest,
+    device: &ecos_store::Device,
+    cos: CosChoice,
+    keys: &PartyKeys,
+    secret: &PairwiseSecret,
     counter: u64,
 ) -> Result<BuiltCommand, CommandError> {
     let key = cos_key(keys, cos);
@@ -132,8 +220,8 @@ pub fn build_for(
         supplier_floors: floors,
         execution,
     })?;
-    let device_ka = device_ka_key(device.ka_cert.as_deref())?;
-    let bytes = cmd.sign_and_mac(key.signer.as_ref(), keys.acb.as_ref(), &device_ka)?;
+    let apdu = cmd.sign(key.signer.as_ref())?;
+    let bytes = ecos_gbcs::mac::wrap_with_secret(&apdu, secret, ecos_gbcs::MacHeader::RTDS)?;
     // Before it leaves: re-parse, compare with what was built, verify with
     // the certificate of the key used (`gbcs-cs02b.md` §13.5).
     cmd.check_signed(&bytes, key.certificate.public_key())

@@ -397,7 +397,14 @@ impl Party {
         };
         request.body.execution = Execution::Cancellation;
         let counter = state::reserve_counter(self.store(), self.config().counter_floor).await?;
-        let built = crate::command::build_for(&request, &device, cos, self.keys(), counter)?;
+        let built = crate::command::build_for_cached(
+            &request,
+            &device,
+            cos,
+            self.keys(),
+            self.mac_secrets(),
+            counter,
+        )?;
         let party = crate::command::cos_key(self.keys(), cos)
             .eui()
             .ok_or(crate::command::CommandError::NoCosEui)?;

@@ -11,8 +11,8 @@ use ecos_xmldsig::VerifyOptions;
 use jiff::Timestamp;
 
 use crate::api::{BoxFuture, ServiceRequestHandler, SyncAnswer};
-use crate::check::{Accepted, CheckState, Checker, PendingFd, Refused};
-use crate::command::{BuiltCommand, build_supplier_by_trans_cos};
+use crate::check::{Accepted, CheckState, Checker, Refused};
+use crate::command::{BuiltCommand, MacSecrets, build_supplier_by_trans_cos_cached};
 use crate::config::PartyConfig;
 use crate::device::{DeviceReport, verify_device_message};
 use crate::keys::PartyKeys;
@@ -90,6 +90,7 @@ pub struct Party {
     smki: SmkiRegistry,
     store: Store,
     keys: PartyKeys,
+    mac_secrets: MacSecrets,
     transport: Option<Arc<dyn DeviceTransport>>,
 }
 
@@ -102,19 +103,16 @@ impl std::fmt::Debug for dyn DeviceTransport {
 struct StoreState<'a>(&'a Store);
 
 impl CheckState for StoreState<'_> {
-    async fn last_request_counter(&self, originator: Eui64) -> Result<Option<u64>, String> {
-        state::last_request_counter(self.0, originator).await
-    }
-    async fn pending_fd(&self, device: Eui64) -> Result<Option<PendingFd>, String> {
-        state::pending_fd(self.0, device).await
-    }
-    async fn request_state(&self, request_id: &str) -> Result<Option<String>, String> {
-        Ok(self
-            .0
-            .request(request_id)
+    async fn context(
+        &self,
+        originator: Eui64,
+        request_id: &str,
+        device: Eui64,
+    ) -> Result<ecos_store::RequestContext, String> {
+        self.0
+            .request_context(originator, request_id, device)
             .await
-            .map_err(|e| e.to_string())?
-            .map(|r| r.state.to_string()))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -134,6 +132,7 @@ impl Party {
             smki,
             store,
             keys,
+            mac_secrets: MacSecrets::default(),
             transport: None,
         }
     }
@@ -158,6 +157,16 @@ impl Party {
     /// The policy.
     pub fn config(&self) -> &PartyConfig {
         &self.config
+    }
+
+    /// Hits and misses of the certification-path cache.
+    pub fn smki_path_cache_stats(&self) -> ecos_smki::CacheStats {
+        self.smki.path_cache_stats()
+    }
+
+    /// Hits and misses of the devices' MAC secret cache.
+    pub fn mac_secret_stats(&self) -> ecos_smki::CacheStats {
+        self.mac_secrets.stats()
     }
 
     /// Run every check without storing or sending anything (`ecos check`).
@@ -274,7 +283,7 @@ impl Party {
         let rid = header.request_id;
         if let Some(earlier) = self
             .store
-            .request(&rid.to_string())
+            .request_state(&rid.to_string())
             .await
             .map_err(|e| PartyError::Store(e.to_string()))?
         {
@@ -283,7 +292,7 @@ impl Party {
                 header: Some(header.clone()),
                 reason: Reason::RequestIdReused {
                     request_id: rid.to_string(),
-                    earlier_state: earlier.state.to_string(),
+                    earlier_state: earlier.to_string(),
                 },
             }));
         }
@@ -291,7 +300,8 @@ impl Party {
         // crash or a lost race is skipped, never reissued); everything else
         // that makes the decision is committed in one transaction below.
         let counter = state::reserve_counter(&self.store, self.config.counter_floor).await?;
-        let command = build_supplier_by_trans_cos(&acc, &self.keys, counter)?;
+        let command =
+            build_supplier_by_trans_cos_cached(&acc, &self.keys, &self.mac_secrets, counter)?;
         let record = RequestRecord {
             request_id: rid.to_string(),
             originator: rid.originator,
@@ -574,6 +584,9 @@ impl ServiceRequestHandler for Party {
 impl Party {
     pub(crate) fn keys(&self) -> &PartyKeys {
         &self.keys
+    }
+    pub(crate) fn mac_secrets(&self) -> &MacSecrets {
+        &self.mac_secrets
     }
     pub(crate) fn transport(&self) -> Option<&Arc<dyn DeviceTransport>> {
         self.transport.as_ref()

@@ -1,23 +1,36 @@
 //! The SMKI certificates the party holds: signer lookup by issuer and
 //! serial, path validation with a cache keyed by certificate digest.
+//!
+//! The cache holds paths whose signatures, constraints and policy were
+//! checked; validity and revocation are checked again on every hit against
+//! the revocation list in force then, so a cached success never outlives a
+//! revocation or an expiry ([`SmkiRegistry::set_revocations`] also drops
+//! every cached path).
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
-use ecos_smki::{Certificate, PathError, PathPolicy, TrustStore, validate_path};
+use ecos_smki::{
+    Bounded, CacheStats, Certificate, PathError, PathPolicy, Revocations, TrustStore, validate_path,
+};
 use jiff::Timestamp;
+
+/// How many validated paths a registry keeps.
+pub const PATH_CACHE_CAPACITY: usize = 16_384;
 
 /// Certificates, trust anchors, revocations and path policy.
 #[derive(Debug)]
 pub struct SmkiRegistry {
     by_issuer_serial: HashMap<(String, String), Arc<Certificate>>,
-    trust: TrustStore,
+    /// Anchors and the revocation list in force (replaced whole by
+    /// [`SmkiRegistry::set_revocations`]).
+    trust: RwLock<Arc<TrustStore>>,
     policy: PathPolicy,
     /// Paths already built, by the digests of the leaf and the extra
     /// intermediates: the certificates of the path (leaf first). Signatures
     /// never change, so only validity and revocation are re-checked on a hit.
-    path_cache: Mutex<HashMap<[u8; 32], Arc<Vec<Certificate>>>>,
+    path_cache: Bounded<[u8; 32], Arc<Vec<Certificate>>>,
 }
 
 /// An X509IssuerName in a comparable form: no spaces around separators,
@@ -40,9 +53,9 @@ impl SmkiRegistry {
     pub fn new(trust: TrustStore, policy: PathPolicy) -> Self {
         SmkiRegistry {
             by_issuer_serial: HashMap::new(),
-            trust,
+            trust: RwLock::new(Arc::new(trust)),
             policy,
-            path_cache: Mutex::new(HashMap::new()),
+            path_cache: Bounded::new(PATH_CACHE_CAPACITY),
         }
     }
 
@@ -96,9 +109,24 @@ impl SmkiRegistry {
         self.by_issuer_serial.is_empty()
     }
 
-    /// The trust store.
-    pub fn trust(&self) -> &TrustStore {
-        &self.trust
+    /// The trust store in force.
+    pub fn trust(&self) -> Arc<TrustStore> {
+        self.trust.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Put a new revocation list in force (a CRL update). Every later
+    /// validation, cached or not, checks against it; cached paths are dropped.
+    pub fn set_revocations(&self, revocations: Revocations) {
+        let mut trust = self.trust.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = TrustStore::clone(&trust);
+        next.set_revocations(revocations);
+        *trust = Arc::new(next);
+        self.path_cache.clear();
+    }
+
+    /// Hits and misses of the path cache.
+    pub fn path_cache_stats(&self) -> CacheStats {
+        self.path_cache.stats()
     }
 
     /// Validate `leaf`'s path at `at` (validity checked only when
@@ -119,16 +147,12 @@ impl SmkiRegistry {
             .as_ref()
             .try_into()
             .expect("SHA-256 is 32 bytes");
-        let cached = self
-            .path_cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).cloned());
-        if let Some(path) = cached {
+        let trust = self.trust();
+        if let Some(path) = self.path_cache.get(&key) {
             // Signatures, constraints and policy were checked when it was
             // built; validity and revocation can change with time.
             for cert in path.iter() {
-                if self.trust.revocations().is_revoked(cert) {
+                if trust.revocations().is_revoked(cert) {
                     return Err(PathError::Revoked {
                         subject: cert.subject_rfc2253(),
                         issuer: cert.issuer_rfc2253(),
@@ -137,19 +161,91 @@ impl SmkiRegistry {
                 }
                 if time_checks && (at < cert.not_before() || at > cert.not_after()) {
                     // Fall through to a full validation for the precise error.
-                    return validate_path(leaf, extra, &self.trust, at, &self.policy, time_checks)
+                    return validate_path(leaf, extra, &trust, at, &self.policy, time_checks)
                         .map(|_| ());
                 }
             }
             return Ok(());
         }
-        let validated = validate_path(leaf, extra, &self.trust, at, &self.policy, time_checks)?;
-        if let Ok(mut c) = self.path_cache.lock() {
-            if c.len() > 100_000 {
-                c.clear();
-            }
-            c.insert(key, Arc::new(validated.certificates().to_vec()));
-        }
+        let validated = validate_path(leaf, extra, &trust, at, &self.policy, time_checks)?;
+        self.path_cache
+            .insert(key, Arc::new(validated.certificates().to_vec()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    fn at() -> Timestamp {
+        "2026-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_revocation_after_a_cached_success_still_rejects() {
+        let pki = demo::pki(1).unwrap();
+        let reg = demo::registry(&pki);
+        let org = pki.organisation(demo::SUPPLIER_B).unwrap();
+        let path = vec![pki.issuing_ca().cert.clone()];
+        for _ in 0..2 {
+            reg.validate(&org.ka.cert, &path, at(), true).unwrap();
+            reg.validate(&org.xml_sign.cert, &[], at(), true).unwrap();
+        }
+        assert_eq!(reg.path_cache_stats().hits, 2, "the second round is cached");
+
+        // The CRL gains the KA certificate: the cached path rejects it at once.
+        let mut crl = Revocations::new();
+        crl.add_certificate(&org.ka.cert);
+        reg.set_revocations(crl);
+        for _ in 0..2 {
+            assert!(matches!(
+                reg.validate(&org.ka.cert, &path, at(), true),
+                Err(PathError::Revoked { .. })
+            ));
+        }
+        // The signer is not revoked and is still accepted.
+        reg.validate(&org.xml_sign.cert, &[], at(), true).unwrap();
+
+        // The issuing CA revoked: every path through it fails, cached or not.
+        let mut crl = Revocations::new();
+        crl.add_certificate(&pki.issuing_ca().cert);
+        reg.set_revocations(crl.clone());
+        reg.validate(&org.xml_sign.cert, &[], at(), true)
+            .unwrap_err();
+        // A revocation made on a path cached after the update (the cache's
+        // entries are re-checked on every hit, not only dropped on update).
+        let reg = demo::registry(&pki);
+        reg.validate(&org.ds.cert, &path, at(), true).unwrap();
+        reg.validate(&org.ds.cert, &path, at(), true).unwrap();
+        assert_eq!(reg.path_cache_stats().hits, 1);
+        reg.set_revocations(crl);
+        assert!(matches!(
+            reg.validate(&org.ds.cert, &path, at(), true),
+            Err(PathError::Revoked { .. })
+        ));
+    }
+
+    #[test]
+    fn expiry_after_a_cached_success_still_rejects() {
+        let pki = demo::pki(1).unwrap();
+        let reg = demo::registry(&pki);
+        let cert = &pki.organisation(demo::SUPPLIER_B).unwrap().xml_sign.cert;
+        reg.validate(cert, &[], at(), true).unwrap();
+        reg.validate(cert, &[], at(), true).unwrap();
+        assert_eq!(reg.path_cache_stats().hits, 1);
+        let after = cert
+            .not_after()
+            .checked_add(jiff::SignedDuration::from_secs(1))
+            .unwrap();
+        let uncached = demo::registry(&pki).validate(cert, &[], after, true);
+        let cached = reg.validate(cert, &[], after, true);
+        assert!(uncached.is_err());
+        assert_eq!(
+            cached.unwrap_err().to_string(),
+            uncached.unwrap_err().to_string(),
+            "the cached path gives the verdict and the error a fresh validation gives"
+        );
     }
 }

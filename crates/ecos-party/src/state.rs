@@ -8,7 +8,6 @@ use ecos_store::{NewAuditEntry, NewRequest, RequestUpdate, Store, StoredRequest}
 pub use ecos_store::{RequestKind, RequestState};
 use jiff::Timestamp;
 
-use crate::check::PendingFd;
 use crate::runtime::PartyError;
 
 /// The GBCS counter source shared by every CoS command (TCoS and ECoS, 6.23
@@ -53,32 +52,17 @@ pub async fn last_request_counter(store: &Store, originator: Eui64) -> Result<Op
         .map_err(|e| e.to_string())
 }
 
-/// The pending future-dated request for `device`.
-pub async fn pending_fd(store: &Store, device: Eui64) -> Result<Option<PendingFd>, String> {
-    Ok(store
-        .pending_future_dated_for_device(device)
-        .await
-        .map_err(|e| e.to_string())?
-        .map(|r| PendingFd {
-            request_id: r.request_id,
-            originator: r.originator,
-        }))
-}
-
 /// Reserve the next GBCS originator counter (never below `floor`).
 pub async fn reserve_counter(store: &Store, floor: u64) -> Result<u64, PartyError> {
-    let r = store
-        .reserve_gbcs_counters(COS_COUNTER, 1)
-        .await
-        .map_err(st)?;
-    if r.start < floor {
+    let start = store.reserve_gbcs_counter(COS_COUNTER).await.map_err(st)?;
+    if start < floor {
         return Err(PartyError::Store(format!(
             "GBCS counter {} is below the configured floor {floor}: open the store with \
              StoreConfig::gbcs_counter_floor at least the party's counter_floor",
-            r.start
+            start
         )));
     }
-    Ok(r.start)
+    Ok(start)
 }
 
 /// Record a refused request (a RequestID seen before keeps its first record).
@@ -222,7 +206,7 @@ pub async fn commit_acceptance(
         request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
     };
     store
-        .commit_acceptance(&ecos_store::Acceptance {
+        .commit_acceptance_fast(&ecos_store::Acceptance {
             request: &request,
             request_counter,
             command: r.command.as_deref().unwrap_or_default(),

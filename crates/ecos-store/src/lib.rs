@@ -114,6 +114,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod context;
 mod csv;
 pub mod decide;
 mod direct;
@@ -129,6 +130,7 @@ pub mod query;
 pub mod report;
 mod store;
 
+pub use context::{PendingRequest, RequestContext};
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
 pub use error::{FileLine, Result, RowError, StoreError};
 pub use followup::{DataImportMarker, DeviceSupplierCredentials};

@@ -128,7 +128,7 @@ pub struct Store {
     pub(crate) config: StoreConfig,
     tz: TimeZone,
     /// SQLite only: synchronous connections for point reads and bulk registration writes.
-    direct: Option<Arc<SqliteDirect>>,
+    pub(crate) direct: Option<Arc<SqliteDirect>>,
 }
 
 /// Run the same body against whichever pool the store has; `$p` is bound to the pool.
