@@ -5,10 +5,11 @@
 //! both see the same machine load.
 //!
 //! "Read + verify" is what the pipeline does on receipt
-//! (`ecos-party/src/check.rs`, step 1): the header read leniently for the
-//! acknowledgement, the signature verified under the pinned profile with the
-//! signer resolved by issuer and serial, then the 6.23 read from the signed
-//! bytes only.
+//! (`ecos-party/src/check.rs`, step 1): the signature verified under the
+//! pinned profile with the signer resolved by issuer and serial, then the
+//! 6.23 read from the signed content only (from the verifier's tree when it
+//! is faithful to the signed bytes; certificates parsed once per distinct
+//! text). The header is read leniently only for a refusal, so not here.
 //!
 //! usage: `peer_rate SIGNED.xml CERT.pem SECONDS`; prints
 //! `bare per_second=..` and `ecos per_second=..` lines in the format of the
@@ -20,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use base64::Engine;
-use ecos_duis::{DuisRequest, Limits, read_request, read_request_header};
+use ecos_duis::{DuisRequest, Limits, read_signed};
 use ecos_smki::{Certificate, P256PublicKey};
 use ecos_xmldsig::c14n::{self, Options};
-use ecos_xmldsig::{DS_NS, VerifyOptions, verify_with};
+use ecos_xmldsig::{DS_NS, VerifyOptions, verify_then};
 
 /// One pass of the receipt path: header, signature, 6.23 from the signed bytes.
 fn read_and_verify(
@@ -33,12 +34,14 @@ fn read_and_verify(
     serial: &str,
 ) -> Result<DuisRequest, String> {
     let limits = Limits::default();
-    let _header = read_request_header(doc, &limits).ok();
-    let verified = verify_with(doc, opts, |_issuer, s| {
-        (s == serial).then(|| cert.public_key().clone())
-    })
+    let (_, read) = verify_then(
+        doc,
+        opts,
+        |_issuer, s| (s == serial).then(|| cert.public_key().clone()),
+        |content| read_signed(content.bytes, content.tree, &limits),
+    )
     .map_err(|e| format!("verify: {e}"))?;
-    read_request(&verified.signed_xml, &limits).map_err(|e| format!("read: {e}"))
+    read.map_err(|e| format!("read: {e}"))
 }
 
 /// The exclusive-C14N SignedInfo octets and the raw r‖s signature value.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::signature::{
@@ -42,8 +43,24 @@ pub enum KeyError {
 }
 
 /// An uncompressed SEC1 P-256 public key (65 bytes, `04 || x || y`).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct P256PublicKey([u8; 65]);
+///
+/// The key is parsed for aws-lc-rs once, on its first verification, and the
+/// parsed form is shared by every clone (a certificate's key verifies every
+/// request its holder signs).
+#[derive(Clone)]
+pub struct P256PublicKey([u8; 65], Arc<OnceLock<Option<sig::ParsedPublicKey>>>);
+
+impl PartialEq for P256PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for P256PublicKey {}
+impl std::hash::Hash for P256PublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl P256PublicKey {
     /// From the SEC1 uncompressed encoding; checks the point is on the curve.
@@ -56,7 +73,7 @@ impl P256PublicKey {
         }
         p256::PublicKey::from_sec1_bytes(&arr)
             .map_err(|_| KeyError::PublicKey("point is not on the curve".into()))?;
-        Ok(P256PublicKey(arr))
+        Ok(P256PublicKey(arr, Arc::default()))
     }
 
     /// The 65 SEC1 bytes.
@@ -69,9 +86,15 @@ impl P256PublicKey {
         if signature.len() != 64 {
             return Err(KeyError::SignatureLength(signature.len()));
         }
-        sig::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.0[..])
-            .verify(message, signature)
-            .map_err(|_| KeyError::BadSignature)
+        let parsed = self
+            .1
+            .get_or_init(|| sig::ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.0).ok());
+        match parsed {
+            Some(key) => key.verify_sig(message, signature),
+            None => sig::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.0[..])
+                .verify(message, signature),
+        }
+        .map_err(|_| KeyError::BadSignature)
     }
 }
 
@@ -230,6 +253,32 @@ mod tests {
             .unwrap()
             .as_ref()
             .to_vec()
+    }
+
+    #[test]
+    fn the_parsed_key_is_shared_by_clones_and_verifies_alike() {
+        let signer = SoftwareSigner::from_bytes(&fresh_pkcs8()).unwrap();
+        let msg = b"6.23";
+        let sig = signer.sign(msg).unwrap();
+        let key = signer.public_key().clone();
+        let copy = key.clone();
+        key.verify(msg, &sig).unwrap();
+        assert!(
+            matches!(copy.1.get(), Some(Some(_))),
+            "parsed once, for every clone"
+        );
+        copy.verify(msg, &sig).unwrap();
+        let mut bad = sig;
+        bad[5] ^= 1;
+        assert!(matches!(
+            copy.verify(msg, &bad),
+            Err(KeyError::BadSignature)
+        ));
+        assert!(matches!(
+            copy.verify(b"6.24", &sig),
+            Err(KeyError::BadSignature)
+        ));
+        assert_eq!(key, P256PublicKey::from_sec1(key.as_bytes()).unwrap());
     }
 
     #[test]

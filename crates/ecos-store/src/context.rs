@@ -62,6 +62,15 @@ type Raw = (
 );
 
 impl Store {
+    /// The direct connections, unless the store was closed (then every
+    /// access goes to the closed pool and fails as it does there).
+    fn open_direct(&self) -> Option<&crate::direct::SqliteDirect> {
+        match &self.backend {
+            crate::store::Backend::Sqlite(p) if !p.is_closed() => self.direct.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The context of a request with `request_id` from `originator` to
     /// `device`: equal to what [`Store::request`],
     /// [`Store::last_request_counter`],
@@ -80,7 +89,7 @@ impl Store {
             RequestState::Accepted.as_str(),
             RequestState::Dispatched.as_str(),
         ];
-        let raw: Raw = if let Some(direct) = &self.direct {
+        let raw: Raw = if let Some(direct) = self.open_direct() {
             direct.read(|c| {
                 let tx = c.unchecked_transaction()?;
                 let state = tx
@@ -155,7 +164,7 @@ impl Store {
     /// The state of the request stored with `request_id`, if any (on SQLite
     /// a direct point read).
     pub async fn request_state(&self, request_id: &str) -> Result<Option<RequestState>> {
-        let state: Option<String> = if let Some(direct) = &self.direct {
+        let state: Option<String> = if let Some(direct) = self.open_direct() {
             direct.read(|c| {
                 c.prepare_cached(SQL_STATE)?
                     .query_row([request_id], |r| r.get(0))
@@ -191,7 +200,7 @@ impl Store {
         &self,
         body: impl FnOnce(&rusqlite::Connection) -> Result<(T, bool)>,
     ) -> Direct<T> {
-        let Some(direct) = &self.direct else {
+        let Some(direct) = self.open_direct() else {
             return Direct::Unavailable;
         };
         let run = |c: &rusqlite::Connection| -> rusqlite::Result<Direct<T>> {
