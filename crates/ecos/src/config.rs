@@ -295,6 +295,75 @@ pub struct KeysConfig {
     pub dsp_xml_sign: Option<PathBuf>,
     /// Accept key files that group or others may read (not for production).
     pub allow_insecure_permissions: bool,
+    /// Signing keys held in a PKCS#11 token (an HSM) instead of files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<Pkcs11Config>,
+}
+
+/// Signing keys in a PKCS#11 token: the module, the token, the user PIN and
+/// the label (`CKA_LABEL`) of each key held there. A key named here must not
+/// also be given as a file. The key-agreement (ACB) key is a file only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module (shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// The user PIN (masked by `ecos config show`); or `pin_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// A file holding the user PIN (checked like a key file: owner only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+    /// Label of the transitional CoS signing key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcos_signing: Option<String>,
+    /// Label of the enduring CoS signing key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecos_signing: Option<String>,
+    /// Label of the DSP XML-sign key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dsp_xml_sign: Option<String>,
+}
+
+impl fmt::Debug for Pkcs11Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkcs11Config")
+            .field("module", &self.module)
+            .field("token", &self.token)
+            .field("pin", &self.pin.as_ref().map(|_| MASK))
+            .field("pin_file", &self.pin_file)
+            .field("tcos_signing", &self.tcos_signing)
+            .field("ecos_signing", &self.ecos_signing)
+            .field("dsp_xml_sign", &self.dsp_xml_sign)
+            .finish()
+    }
+}
+
+impl Pkcs11Config {
+    /// The user PIN: `pin`, or the first line of `pin_file` after its
+    /// permissions are checked.
+    pub fn read_pin(&self, allow_insecure: bool) -> Result<String, ConfigError> {
+        if let Some(p) = &self.pin {
+            return Ok(p.clone());
+        }
+        let Some(path) = &self.pin_file else {
+            return Err(ConfigError::Invalid {
+                key: "keys.pkcs11.pin".into(),
+                message: "missing: set keys.pkcs11.pin or keys.pkcs11.pin_file".into(),
+            });
+        };
+        let key = "keys.pkcs11.pin_file";
+        check_key_file(key, path, allow_insecure)?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFileUnreadable {
+                key: key.into(),
+                path: path.clone(),
+                source,
+            })?;
+        Ok(text.lines().next().unwrap_or("").trim().to_string())
+    }
 }
 
 /// Asynchronous delivery of DUIS responses and alerts.
@@ -358,6 +427,11 @@ impl Config {
         c.database_url = Some(mask_url_password(&self.effective_database_url()));
         if c.admin.token.is_some() {
             c.admin.token = Some(MASK.into());
+        }
+        if let Some(p) = c.keys.pkcs11.as_mut()
+            && p.pin.is_some()
+        {
+            p.pin = Some(MASK.into());
         }
         for t in c.delivery.poll_tokens.values_mut() {
             *t = MASK.into();
@@ -511,6 +585,47 @@ impl Config {
                     &key,
                     "the same token is given to two service users".into(),
                 ));
+            }
+        }
+        if let Some(p) = &self.keys.pkcs11 {
+            if p.module.as_os_str().is_empty() {
+                return Err(invalid(
+                    "keys.pkcs11.module",
+                    "missing: the PKCS#11 module (shared library) to load".into(),
+                ));
+            }
+            if p.token.is_empty() {
+                return Err(invalid(
+                    "keys.pkcs11.token",
+                    "missing: the label of the token holding the keys".into(),
+                ));
+            }
+            match (&p.pin, &p.pin_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "keys.pkcs11.pin",
+                        "set either keys.pkcs11.pin or keys.pkcs11.pin_file, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        "keys.pkcs11.pin",
+                        "missing: set keys.pkcs11.pin or keys.pkcs11.pin_file".into(),
+                    ));
+                }
+                _ => {}
+            }
+            for (name, label, file) in [
+                ("tcos_signing", &p.tcos_signing, &self.keys.tcos_signing),
+                ("ecos_signing", &p.ecos_signing, &self.keys.ecos_signing),
+                ("dsp_xml_sign", &p.dsp_xml_sign, &self.keys.dsp_xml_sign),
+            ] {
+                if label.is_some() && file.is_some() {
+                    return Err(invalid(
+                        &format!("keys.pkcs11.{name}"),
+                        format!("the key is also given as a file (keys.{name}); name it once"),
+                    ));
+                }
             }
         }
         self.party.validate().map_err(|m| invalid("party", m))?;
@@ -940,6 +1055,60 @@ fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkcs11_keys_are_checked_and_the_pin_masked() {
+        let base = || {
+            let mut c = Config::default();
+            c.keys.pkcs11 = Some(Pkcs11Config {
+                module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                token: "ecos".into(),
+                pin: Some("87654321".into()),
+                tcos_signing: Some("tcos-ds".into()),
+                ..Default::default()
+            });
+            c
+        };
+        base().validate().expect("valid");
+        let shown = base().masked().to_toml().expect("TOML");
+        assert!(
+            !shown.contains("87654321") && shown.contains("tcos-ds"),
+            "{shown}"
+        );
+        assert!(!format!("{:?}", base()).contains("87654321"));
+        let mut c = base();
+        c.keys.tcos_signing = Some("/keys/tcos.pem".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("keys.pkcs11.tcos_signing") && e.contains("keys.tcos_signing"),
+            "{e}"
+        );
+        let mut c = base();
+        if let Some(p) = c.keys.pkcs11.as_mut() {
+            p.pin_file = Some("/keys/pin".into());
+        }
+        assert!(c.validate().unwrap_err().to_string().contains("not both"));
+        let mut c = base();
+        if let Some(p) = c.keys.pkcs11.as_mut() {
+            p.pin = None;
+        }
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("keys.pkcs11.pin")
+        );
+        let mut c = base();
+        if let Some(p) = c.keys.pkcs11.as_mut() {
+            p.token = String::new();
+        }
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("keys.pkcs11.token")
+        );
+    }
 
     fn args() -> ConfigArgs {
         ConfigArgs::default()

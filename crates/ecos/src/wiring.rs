@@ -189,6 +189,8 @@ pub struct PkiDir {
     pub registry: ecos_party::SmkiRegistry,
     /// The CoS, ACB and DSP keys.
     pub keys: ecos_party::PartyKeys,
+    /// The ACB key-agreement certificate (the configured ACB key must match it).
+    pub acb_certificate: ecos_smki::Certificate,
 }
 
 impl std::fmt::Debug for PkiDir {
@@ -240,8 +242,10 @@ pub fn load_pki_dir(dir: &std::path::Path) -> anyhow::Result<PkiDir> {
     let (dsp, dsp_cert) = signer("dsp-xml-sign")?;
     let acb =
         Arc::new(SoftwareKeyAgreement::from_bytes(&key(one("acb-ka")?)?).context("acb-ka key")?);
+    let acb_certificate = cert(one("acb-ka")?)?;
     Ok(PkiDir {
         registry,
+        acb_certificate,
         keys: ecos_party::PartyKeys {
             tcos: ecos_party::CosKey {
                 signer: tcos,
@@ -256,6 +260,101 @@ pub fn load_pki_dir(dir: &std::path::Path) -> anyhow::Result<PkiDir> {
             dsp_certificate: dsp_cert,
         },
     })
+}
+
+/// Where each signing key of the party comes from, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeySources {
+    /// `(setting, source)` of every key replaced by the configuration.
+    pub replaced: Vec<(&'static str, String)>,
+}
+
+/// Replace the PKI directory's keys by those the configuration names: PKCS#8
+/// files (permissions checked: owner only) and keys in a PKCS#11 token. Each
+/// configured key must match its certificate in the PKI directory (the
+/// certificates stay there; only the private keys move). Returns the token,
+/// which must live as long as its signers, and what was replaced.
+pub fn apply_configured_keys(
+    config: &crate::config::Config,
+    pki: &mut PkiDir,
+) -> anyhow::Result<(Option<ecos_pkcs11::Token>, KeySources)> {
+    use anyhow::{Context as _, bail};
+    use ecos_smki::Signer as _;
+    let loaded = config.load_keys()?;
+    let mut sources = KeySources::default();
+    let mismatch = |setting: &str, source: &str, cert: &str| {
+        anyhow::anyhow!(
+            "{setting} ({source}) does not match the {cert} certificate of the PKI directory: \
+             its public key differs"
+        )
+    };
+    let file = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| format!("file {}", p.display()))
+            .unwrap_or_default()
+    };
+    let k = &config.keys;
+    let keys = &mut pki.keys;
+    for (setting, signer, path) in [
+        ("keys.tcos_signing", loaded.tcos_signing, &k.tcos_signing),
+        ("keys.ecos_signing", loaded.ecos_signing, &k.ecos_signing),
+        ("keys.dsp_xml_sign", loaded.dsp_xml_sign, &k.dsp_xml_sign),
+    ] {
+        let Some(signer) = signer else { continue };
+        let (slot, cert, name): (&mut Arc<dyn ecos_smki::Signer>, _, _) = match setting {
+            "keys.tcos_signing" => (&mut keys.tcos.signer, &keys.tcos.certificate, "TCoS"),
+            "keys.ecos_signing" => (&mut keys.ecos.signer, &keys.ecos.certificate, "ECoS"),
+            _ => (&mut keys.dsp, &keys.dsp_certificate, "DSP XML Sign"),
+        };
+        if signer.public_key() != cert.public_key() {
+            return Err(mismatch(setting, &file(path), name));
+        }
+        *slot = Arc::new(signer);
+        sources.replaced.push((setting, file(path)));
+    }
+    if let Some(acb) = loaded.acb_key_agreement {
+        use ecos_smki::KeyAgreement as _;
+        let source = file(&k.acb_key_agreement);
+        if acb.public_key() != pki.acb_certificate.public_key() {
+            return Err(mismatch("keys.acb_key_agreement", &source, "ACB"));
+        }
+        keys.acb = Arc::new(acb);
+        sources.replaced.push(("keys.acb_key_agreement", source));
+    }
+    let Some(p) = &k.pkcs11 else {
+        return Ok((None, sources));
+    };
+    let wanted = [
+        ("keys.pkcs11.tcos_signing", &p.tcos_signing),
+        ("keys.pkcs11.ecos_signing", &p.ecos_signing),
+        ("keys.pkcs11.dsp_xml_sign", &p.dsp_xml_sign),
+    ];
+    if wanted.iter().all(|(_, l)| l.is_none()) {
+        bail!(
+            "keys.pkcs11 names no key: set tcos_signing, ecos_signing or dsp_xml_sign to a key label"
+        );
+    }
+    let pin = p.read_pin(k.allow_insecure_permissions)?;
+    let token = ecos_pkcs11::Token::open(&p.module, &p.token, &pin)
+        .with_context(|| format!("keys.pkcs11: token {:?}", p.token))?;
+    for (setting, label) in wanted {
+        let Some(label) = label else { continue };
+        let signer = token
+            .signer(label)
+            .with_context(|| format!("{setting}: key {label:?}"))?;
+        let (slot, cert, name): (&mut Arc<dyn ecos_smki::Signer>, _, _) = match setting {
+            "keys.pkcs11.tcos_signing" => (&mut keys.tcos.signer, &keys.tcos.certificate, "TCoS"),
+            "keys.pkcs11.ecos_signing" => (&mut keys.ecos.signer, &keys.ecos.certificate, "ECoS"),
+            _ => (&mut keys.dsp, &keys.dsp_certificate, "DSP XML Sign"),
+        };
+        let source = format!("PKCS#11 token {:?} key {label:?}", p.token);
+        if signer.public_key() != cert.public_key() {
+            return Err(mismatch(setting, &source, name));
+        }
+        *slot = Arc::new(signer);
+        sources.replaced.push((setting, source));
+    }
+    Ok((Some(token), sources))
 }
 
 /// Open the configured store: PostgreSQL when a URL is configured, else
@@ -276,4 +375,102 @@ pub async fn open_store(config: &crate::config::Config) -> anyhow::Result<ecos_s
         },
     )
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn key_file(pki_dir: &Path, credential: &str) -> PathBuf {
+        let index: ecos_smki::testpki::Index =
+            serde_json::from_slice(&std::fs::read(pki_dir.join("index.json")).expect("index"))
+                .expect("index JSON");
+        let e = index
+            .entries
+            .iter()
+            .find(|e| e.credential == credential)
+            .expect("credential");
+        pki_dir.join(&e.key)
+    }
+
+    /// A copy of a PKI key file with the given mode.
+    fn copy_with_mode(from: &Path, to: &Path, mode: u32) {
+        std::fs::copy(from, to).expect("copy");
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn configured_key_files_replace_the_pki_keys_only_when_protected_and_matching() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki_dir = dir.path().join("pki");
+        ecos_party::demo::pki(3)
+            .expect("PKI")
+            .write_to(&pki_dir)
+            .expect("write PKI");
+        let tcos = dir.path().join("tcos.pem");
+        let ecos = dir.path().join("ecos.pem");
+        let acb = dir.path().join("acb.pem");
+        copy_with_mode(&key_file(&pki_dir, "tcos-ds"), &tcos, 0o640);
+        copy_with_mode(&key_file(&pki_dir, "ecos-ds"), &ecos, 0o600);
+        copy_with_mode(&key_file(&pki_dir, "acb-ka"), &acb, 0o600);
+        let mut config = Config::default();
+
+        // Readable by the group: refused, naming the file and its mode.
+        config.keys.tcos_signing = Some(tcos.clone());
+        let mut pki = load_pki_dir(&pki_dir).expect("PKI dir");
+        let e = format!(
+            "{:#}",
+            apply_configured_keys(&config, &mut pki).unwrap_err()
+        );
+        assert!(
+            e.contains(&tcos.display().to_string()) && e.contains("mode 640"),
+            "{e}"
+        );
+
+        // The ECoS key where the TCoS key belongs: refused, naming the setting.
+        config.keys.tcos_signing = Some(ecos.clone());
+        let e = format!(
+            "{:#}",
+            apply_configured_keys(&config, &mut pki).unwrap_err()
+        );
+        assert!(
+            e.contains("keys.tcos_signing") && e.contains("TCoS certificate"),
+            "{e}"
+        );
+
+        // Owner-only and matching: used, and what it signs verifies with the certificate.
+        std::fs::set_permissions(&tcos, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        config.keys.tcos_signing = Some(tcos.clone());
+        config.keys.ecos_signing = Some(ecos.clone());
+        config.keys.acb_key_agreement = Some(acb.clone());
+        let before = Arc::as_ptr(&pki.keys.tcos.signer) as *const () as usize;
+        let (token, sources) = apply_configured_keys(&config, &mut pki).expect("keys");
+        assert!(token.is_none());
+        let settings: Vec<&str> = sources.replaced.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            settings,
+            [
+                "keys.tcos_signing",
+                "keys.ecos_signing",
+                "keys.acb_key_agreement"
+            ]
+        );
+        assert!(sources.replaced[0].1.contains("tcos.pem"));
+        assert_ne!(
+            Arc::as_ptr(&pki.keys.tcos.signer) as *const () as usize,
+            before,
+            "the configured key replaced the PKI directory's"
+        );
+        let sig = pki.keys.tcos.signer.sign(b"a CS02b").expect("sign");
+        pki.keys
+            .tcos
+            .certificate
+            .public_key()
+            .verify(b"a CS02b", &sig)
+            .expect("verifies with the TCoS certificate");
+    }
 }

@@ -81,9 +81,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut parts = Parts::default();
         let mut background = Vec::new();
         let mut store_for_bridge = None;
+        let mut key_token: Option<ecos_pkcs11::Token> = None;
         match pki_dir {
             Some(dir) => {
-                let pki = crate::wiring::load_pki_dir(&dir)?;
+                let mut pki = crate::wiring::load_pki_dir(&dir)?;
+                let (token, sources) = crate::wiring::apply_configured_keys(&config, &mut pki)?;
+                for (setting, source) in &sources.replaced {
+                    tracing::info!(setting, source = %source, "signing key from the configuration");
+                }
+                // The token's session lives as long as the service.
+                key_token = token;
                 let store = crate::wiring::open_store(&config).await?;
                 let party_keys = pki.keys.clone();
                 let mut migration_runner = None;
@@ -176,7 +183,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             shutdown_signal(),
         )
-        .await
+        .await?;
+        drop(key_token);
+        Ok(())
     })
 }
 
