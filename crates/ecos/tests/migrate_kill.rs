@@ -391,7 +391,21 @@ async fn migrate_run_killed_and_restarted_ends_as_an_uninterrupted_run() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn ecos migrate run");
-        tokio::time::sleep(Duration::from_millis(rng.between(100, 900))).await;
+        if done == 0 {
+            // The first kill comes after a command has left (bounded), so
+            // that at least one kill lands mid-flight even where a loaded
+            // machine makes the process slow to start; the rest are random.
+            let by = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < by
+                && h.seen.lock().expect("lock").is_empty()
+                && child.try_wait().expect("try_wait").is_none()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.between(0, 300))).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.between(100, 900))).await;
+        }
         if child.try_wait().expect("try_wait").is_some() {
             // It finished before the kill point.
             finished_early = true;
