@@ -562,10 +562,7 @@ impl ServiceRequestHandler for Party {
                     tracing::warn!("6.23 not processed, the store failed: {e}");
                     SyncAnswer {
                         http_status: 503,
-                        body: format!(
-                            "store unavailable, nothing was recorded; retry later: {e}\n"
-                        )
-                        .into_bytes(),
+                        body: format!("store unavailable, retry later: {e}\n").into_bytes(),
                     }
                 }
                 Err(e) => {

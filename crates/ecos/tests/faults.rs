@@ -155,6 +155,8 @@ struct Sent {
     body: Arc<Vec<u8>>,
     /// (fault epoch, answer) per attempt.
     attempts: Vec<(u32, Answer)>,
+    /// The fault epoch when the I99 came back (≥ the epoch it was sent in).
+    answered_in: Option<u32>,
 }
 
 impl Sent {
@@ -216,6 +218,7 @@ fn worker(link: Arc<Link>, pki: Arc<TestPki>, device: Eui64, mpxn: &'static str,
                     valid,
                     body: Arc::new(body),
                     attempts: Vec::new(),
+                    answered_in: None,
                 });
                 rec.len() - 1
             }
@@ -240,7 +243,12 @@ fn worker(link: Arc<Link>, pki: Arc<TestPki>, device: Eui64, mpxn: &'static str,
             Err(e) => Answer::None(e.to_string()),
         };
         let again = matches!(answer, Answer::None(_) | Answer::Http(500..));
+        let acked = matches!(&answer, Answer::Code(c) if c == "I99");
+        let answered_in = u32::try_from(link.epoch.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
         let mut rec = link.record.lock().expect("lock");
+        if acked && rec[idx].answered_in.is_none() {
+            rec[idx].answered_in = Some(answered_in);
+        }
         rec[idx].attempts.push((epoch, answer));
         if again && rec[idx].attempts.len() < MAX_ATTEMPTS {
             retry = Some(idx);
@@ -355,8 +363,13 @@ async fn prove(location: &StoreLocation, record: &[Sent], faults: u32) -> Tally 
         RequestState::Completed,
         RequestState::Failed,
     ];
-    // epoch → (min, max) acknowledged GBCS counter
-    let mut by_epoch: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    // Counters must rise across faults: a request sent after fault k got its
+    // counter after every request answered before fault k got its own. So:
+    // epoch sent in → lowest acknowledged counter; epoch answered in →
+    // highest. (A request in flight across a fault may be answered with a
+    // lower counter than one sent earlier: that is order, not a repeat.)
+    let mut sent_lo: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut answered_hi: BTreeMap<u32, u64> = BTreeMap::new();
     let mut counters: HashMap<u64, &str> = HashMap::new();
     for s in record {
         tally.attempts += s.attempts.len();
@@ -449,9 +462,11 @@ async fn prove(location: &StoreLocation, record: &[Sent], faults: u32) -> Tally 
                     }
                     _ => tally.awaiting_device += 1,
                 }
-                let e = by_epoch.entry(epoch).or_insert((c, c));
-                e.0 = e.0.min(c);
-                e.1 = e.1.max(c);
+                let lo = sent_lo.entry(epoch).or_insert(c);
+                *lo = (*lo).min(c);
+                let done = s.answered_in.unwrap_or(epoch);
+                let hi = answered_hi.entry(done).or_insert(c);
+                *hi = (*hi).max(c);
             }
             None => {
                 if s.attempts.iter().any(|(_, a)| matches!(a, Answer::Code(_))) {
@@ -461,16 +476,19 @@ async fn prove(location: &StoreLocation, record: &[Sent], faults: u32) -> Tally 
         }
     }
     tally.gbcs_counters = counters.len();
-    let mut prev: Option<(u32, u64)> = None;
-    for (epoch, (lo, hi)) in &by_epoch {
-        if let Some((pe, phi)) = prev {
+    for (epoch, lo) in &sent_lo {
+        if let Some((pe, phi)) = answered_hi
+            .range(..*epoch)
+            .max_by_key(|(_, hi)| **hi)
+            .map(|(e, hi)| (*e, *hi))
+        {
             if *lo <= phi {
                 violations.push(format!(
-                    "GBCS counter went back: epoch {epoch} acknowledged {lo}, epoch {pe} had {phi}"
+                    "GBCS counter went back: a request sent in epoch {epoch} was acknowledged \
+                     with {lo}, one answered in epoch {pe} had {phi}"
                 ));
             }
         }
-        prev = Some((*epoch, *hi));
     }
     let chain = store.verify_audit_chain().await.expect("verify");
     if let Some(b) = chain.first_broken {
