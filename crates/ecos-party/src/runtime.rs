@@ -364,22 +364,34 @@ impl Party {
             }
         }
 
+        // From here the acceptance is durable: the requester must get its
+        // answer even when a bookkeeping write below fails (a retry would be
+        // refused as a reused RequestID). Such a failure leaves the request
+        // `accepted` (a device answer still completes it: the answer path
+        // takes either state); it is logged and counted.
         let cv = acc.request.header.command_variant.get();
         let mut send_error = None;
         if matches!(cv, 1 | 3) {
             match &self.transport {
                 Some(t) => match t.send(rid.target, command.bytes.clone()).await {
                     Ok(()) => {
-                        state::mark_dispatched(&self.store, &record.request_id, at).await?;
+                        if let Err(e) =
+                            state::mark_dispatched(&self.store, &record.request_id, at).await
+                        {
+                            bookkeeping_failed(&record.request_id, "dispatched", &e);
+                        }
                     }
                     Err(e) => {
-                        state::set_request_state(
+                        if let Err(err) = state::set_request_state(
                             &self.store,
                             &record.request_id,
                             RequestState::Failed,
                             at,
                         )
-                        .await?;
+                        .await
+                        {
+                            bookkeeping_failed(&record.request_id, "failed", &err);
+                        }
                         send_error = Some(e);
                     }
                 },
@@ -509,6 +521,13 @@ impl Party {
         )
         .map_err(|e| PartyError::Write(e.to_string()))
     }
+}
+
+/// A state write after a committed acceptance failed: the answer still
+/// leaves (the acceptance is durable); the request keeps its earlier state.
+fn bookkeeping_failed(request_id: &str, to: &str, e: &PartyError) {
+    tracing::warn!(request = %request_id, to, error = %e, "6.23 accepted, but recording its new state failed; it stays accepted");
+    metrics::counter!("ecos_bookkeeping_failures_total", "to" => to.to_owned()).increment(1);
 }
 
 fn kind_of(r: &CosRequest) -> RequestKind {

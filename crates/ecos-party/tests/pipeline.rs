@@ -682,3 +682,43 @@ async fn a_failing_store_answers_503_retry_later_not_an_internal_error() {
         "nothing was sent to the device"
     );
 }
+
+/// A store write that fails after the acceptance is committed (here a
+/// trigger refuses the `dispatched` transition) must not turn the answer
+/// into a 503: the acceptance is durable and the command left, so a retry
+/// would be refused as a reused RequestID. The requester gets its I99; the
+/// request stays `accepted`, and the device's answer still completes it.
+#[tokio::test]
+async fn a_write_failing_after_the_commit_still_answers_i99() {
+    use ecos_party::ServiceRequestHandler;
+    let w = world(PartyConfig::default()).await;
+    let db = w._dir.path().join("ecos.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER no_dispatch BEFORE UPDATE OF state ON requests \
+         WHEN NEW.state = 'dispatched' BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let body = b_to(demo::ESME_TCOS, 1, demo::MPAN_1)
+        .signed(&w.pki)
+        .unwrap();
+    let answer = w.party.submit(&body, at()).await;
+    assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
+    assert!(
+        text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{}",
+        text(&answer.body)
+    );
+    assert_eq!(w.sent.0.lock().unwrap().len(), 1, "the command left");
+    let rid = ecos_duis::read_request_header(&body, &ecos_duis::Limits::default())
+        .unwrap()
+        .request_id
+        .to_string();
+    let stored = w.party.store().request(&rid).await.unwrap().unwrap();
+    assert_eq!(stored.state, RequestState::Accepted);
+}

@@ -348,6 +348,7 @@ async fn migrate_run_killed_and_restarted_ends_as_an_uninterrupted_run() {
     let (h_ref, url_ref) = head_end(&pki).await;
     let t = Instant::now();
     let out = run_to_end(&reference, &url_ref).await;
+    let ref_ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
     eprintln!(
         "migrate kill: uninterrupted run {:.1} s: {}",
         t.elapsed().as_secs_f64(),
@@ -382,6 +383,13 @@ async fn migrate_run_killed_and_restarted_ends_as_an_uninterrupted_run() {
     let seed = seed();
     eprintln!("migrate kill: seed {seed} (ECOS_FAULTS_SEED to replay), {kills} kills");
     let mut rng = Rng(seed);
+    // Kill points scale with the uninterrupted run, so that a fast machine
+    // does not finish the whole migration inside the first few kills: each
+    // run lives between a fifteenth and a fifth of the reference run (a
+    // restart also pays the process start, so three runs cover well under
+    // the whole migration).
+    let (lo, hi) = ((ref_ms / 15).max(30), (ref_ms / 5).max(60));
+    eprintln!("migrate kill: each run killed after {lo}..{hi} ms");
     let t0 = Instant::now();
     let mut done = 0;
     let mut finished_early = false;
@@ -402,9 +410,9 @@ async fn migrate_run_killed_and_restarted_ends_as_an_uninterrupted_run() {
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(rng.between(0, 300))).await;
+            tokio::time::sleep(Duration::from_millis(rng.between(0, hi))).await;
         } else {
-            tokio::time::sleep(Duration::from_millis(rng.between(100, 900))).await;
+            tokio::time::sleep(Duration::from_millis(rng.between(lo, hi))).await;
         }
         if child.try_wait().expect("try_wait").is_some() {
             // It finished before the kill point.
