@@ -80,21 +80,7 @@ pub struct ServeBenchArgs {
 /// Run an `ecos bench` subcommand.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Serve(a) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("ECOS_LOG")
-                        .unwrap_or_else(|_| "error".into()),
-                )
-                .with_writer(std::io::stderr)
-                .try_init()
-                .ok();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            rt.block_on(serve_bench(a))
-        }
+        BenchCommand::Serve(a) => super::run_logged("error", serve_bench(a)),
     }
 }
 
@@ -302,36 +288,29 @@ fn is_ack(body: &[u8]) -> bool {
     duis::response_code(body).as_deref() == Some("I99")
 }
 
-/// Each supplier's requests over HTTP, one client task per supplier, in order.
-async fn over_http(
-    client: &reqwest::Client,
-    url: &str,
-    batches: Vec<Vec<Vec<u8>>>,
-    deadline: Instant,
-) -> Outcome {
+/// One client task per batch, each sending its items in order until the
+/// deadline; `send` answers whether an item got the expected answer. The
+/// latencies of the expected answers, the count of the others, and the
+/// phase's wall time.
+async fn clients<I, F, Fut>(batches: Vec<Vec<I>>, deadline: Instant, send: F) -> Outcome
+where
+    I: Send + 'static,
+    F: Fn(I) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let t0 = Instant::now();
     let tasks: Vec<_> = batches
         .into_iter()
         .map(|batch| {
-            let (c, url) = (client.clone(), url.to_string());
+            let send = send.clone();
             tokio::spawn(async move {
                 let (mut lat, mut failed) = (Vec::with_capacity(batch.len()), 0usize);
-                for body in batch {
+                for item in batch {
                     if Instant::now() > deadline {
                         break;
                     }
                     let t = Instant::now();
-                    let r = c
-                        .post(&url)
-                        .header("content-type", "application/xml")
-                        .body(body)
-                        .send()
-                        .await;
-                    let ok = match r {
-                        Ok(r) if r.status() == 200 => r.bytes().await.is_ok_and(|b| is_ack(&b)),
-                        _ => false,
-                    };
-                    if ok {
+                    if send(item).await {
                         lat.push(t.elapsed());
                     } else {
                         failed += 1;
@@ -342,6 +321,32 @@ async fn over_http(
         })
         .collect();
     collect(tasks, t0).await
+}
+
+/// Each supplier's requests over HTTP, one client task per supplier, in order.
+async fn over_http(
+    client: &reqwest::Client,
+    url: &str,
+    batches: Vec<Vec<Vec<u8>>>,
+    deadline: Instant,
+) -> Outcome {
+    let (client, url) = (client.clone(), Arc::new(url.to_string()));
+    clients(batches, deadline, move |body: Vec<u8>| {
+        let (c, url) = (client.clone(), url.clone());
+        async move {
+            let r = c
+                .post(url.as_str())
+                .header("content-type", "application/xml")
+                .body(body)
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok_and(|b| is_ack(&b)),
+                _ => false,
+            }
+        }
+    })
+    .await
 }
 
 /// The same requests handed to the handler in process, same concurrency.
@@ -350,66 +355,36 @@ async fn in_process(
     batches: Vec<Vec<Vec<u8>>>,
     deadline: Instant,
 ) -> Outcome {
-    let t0 = Instant::now();
-    let tasks: Vec<_> = batches
-        .into_iter()
-        .map(|batch| {
-            let h = handler.clone();
-            tokio::spawn(async move {
-                let (mut lat, mut failed) = (Vec::with_capacity(batch.len()), 0usize);
-                for body in batch {
-                    if Instant::now() > deadline {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let a = h.submit(&body, jiff::Timestamp::now()).await;
-                    if a.http_status == 200 && is_ack(&a.body) {
-                        lat.push(t.elapsed());
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (lat, failed)
-            })
-        })
-        .collect();
-    collect(tasks, t0).await
+    clients(batches, deadline, move |body: Vec<u8>| {
+        let h = handler.clone();
+        async move {
+            let a = h.submit(&body, jiff::Timestamp::now()).await;
+            a.http_status == 200 && is_ack(&a.body)
+        }
+    })
+    .await
 }
 
 /// `GET /healthz`, `n` per client, same concurrency and connections.
 async fn healthz(
     client: &reqwest::Client,
     url: &str,
-    clients: usize,
+    n_clients: usize,
     n: usize,
     deadline: Instant,
 ) -> Outcome {
-    let t0 = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (c, url) = (client.clone(), url.to_string());
-            tokio::spawn(async move {
-                let (mut lat, mut failed) = (Vec::with_capacity(n), 0usize);
-                for _ in 0..n {
-                    if Instant::now() > deadline {
-                        break;
-                    }
-                    let t = Instant::now();
-                    let ok = match c.get(&url).send().await {
-                        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                        _ => false,
-                    };
-                    if ok {
-                        lat.push(t.elapsed());
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (lat, failed)
-            })
-        })
-        .collect();
-    collect(tasks, t0).await
+    let (client, url) = (client.clone(), Arc::new(url.to_string()));
+    let batches = (0..n_clients).map(|_| vec![(); n]).collect();
+    clients(batches, deadline, move |()| {
+        let (c, url) = (client.clone(), url.clone());
+        async move {
+            match c.get(url.as_str()).send().await {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await
 }
 
 async fn collect(

@@ -62,19 +62,7 @@ fn scenario(
 
 /// Run `ecos demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ECOS_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init()
-        .ok();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(demo(args))
+    super::run_logged("warn", demo(args))
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {

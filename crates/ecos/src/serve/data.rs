@@ -243,6 +243,35 @@ fn imported(s: &ImportSummary) -> Response {
     axum::Json(v).into_response()
 }
 
+/// What both import routes need before the store: the store, the options
+/// from the query, and the CSV body within its limit, with the file's kind
+/// as its header tells it. An early answer where any of them fails.
+async fn prepare_import<'a>(
+    st: &'a AppState,
+    q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'a Store, ImportOptions, Vec<u8>, Option<FileKind>), Response> {
+    let Some(store) = st.store.as_ref() else {
+        return Err(no_store());
+    };
+    let Query(q) = q.map_err(bad_query)?;
+    let opts = q
+        .options(store)
+        .map_err(|m| json_error(StatusCode::BAD_REQUEST, &m))?;
+    let data = csv_body(headers, body, st.settings.import_body_limit).await?;
+    let kind = FileKind::detect(&data);
+    Ok((store, opts, data, kind))
+}
+
+/// A file posted to the other import route: where it belongs.
+fn wrong_route(file_id: &str, what: &str, route: &str) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        &format!("{file_id}: this is a {what} file: POST it to /api/admin/v1/{route}/import"),
+    )
+}
+
 /// `POST /api/admin/v1/regdata/import?file_id=...`: a registration data file.
 async fn import_regdata(
     State(st): State<Arc<AppState>>,
@@ -250,30 +279,12 @@ async fn import_regdata(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(store) = st.store.as_ref() else {
-        return no_store();
-    };
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return bad_query(e),
-    };
-    let opts = match q.options(store) {
-        Ok(o) => o,
-        Err(m) => return json_error(StatusCode::BAD_REQUEST, &m),
-    };
-    let data = match csv_body(&headers, body, st.settings.import_body_limit).await {
-        Ok(d) => d,
+    let (store, opts, data, kind) = match prepare_import(&st, q, &headers, body).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    if let Some(k @ (FileKind::Inventory | FileKind::ServiceUsers)) = FileKind::detect(&data) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "{}: this is a {} file: POST it to /api/admin/v1/inventory/import",
-                opts.file_id,
-                k.as_str()
-            ),
-        );
+    if let Some(k @ (FileKind::Inventory | FileKind::ServiceUsers)) = kind {
+        return wrong_route(&opts.file_id, k.as_str(), "inventory");
     }
     match store.import_registration(&data, &opts, &mut |_| {}).await {
         Ok(s) => imported(&s),
@@ -289,30 +300,13 @@ async fn import_inventory(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(store) = st.store.as_ref() else {
-        return no_store();
-    };
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return bad_query(e),
-    };
-    let opts = match q.options(store) {
-        Ok(o) => o,
-        Err(m) => return json_error(StatusCode::BAD_REQUEST, &m),
-    };
-    let data = match csv_body(&headers, body, st.settings.import_body_limit).await {
-        Ok(d) => d,
+    let (store, opts, data, kind) = match prepare_import(&st, q, &headers, body).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let r = match FileKind::detect(&data) {
+    let r = match kind {
         Some(FileKind::Registration) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "{}: this is a registration data file: POST it to /api/admin/v1/regdata/import",
-                    opts.file_id
-                ),
-            );
+            return wrong_route(&opts.file_id, "registration data", "regdata");
         }
         Some(FileKind::ServiceUsers) => store.import_service_users(&data, &opts, &mut |_| {}).await,
         _ => store.import_inventory(&data, &opts, &mut |_| {}).await,
