@@ -23,99 +23,31 @@ use ecos_store::{Store, StoreConfig, StoreLocation};
 
 const TOKEN: &str = "ecos-test";
 const PIN: &str = "87654321";
-const SO_PIN: &str = "12345678";
 const CHILD: &str = "ECOS_PKCS11_TEST_CHILD";
 
-/// The SoftHSM2 module: `$ECOS_PKCS11_MODULE`, or where Debian installs it.
-fn module() -> Option<PathBuf> {
-    std::env::var_os("ECOS_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            [
-                "/usr/lib/softhsm/libsofthsm2.so",
-                "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-                "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-            ]
-            .map(PathBuf::from),
-        )
-        .find(|p| p.exists())
-}
+#[path = "support/softhsm.rs"]
+mod softhsm;
+use softhsm::module;
 
-fn softhsm_util(conf: &Path, args: &[&str]) {
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", conf)
-        .args(args)
-        .output()
-        .expect("run softhsm2-util");
-    assert!(
-        out.status.success(),
-        "softhsm2-util {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A token directory and configuration under `dir`, with the demo PKI's
-/// TCoS, ECoS and DSP keys imported under their credential names.
+/// A token under `dir` with the demo PKI's TCoS, ECoS and DSP keys imported
+/// under their credential names.
 fn init_token(dir: &Path) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).expect("mkdir");
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("write conf");
-    softhsm_util(
-        &conf,
-        &[
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ],
-    );
     let pki_dir = dir.join("pki");
     demo::pki(1)
         .expect("PKI")
         .write_to(&pki_dir)
         .expect("write");
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(pki_dir.join("index.json")).expect("index"))
-            .expect("JSON");
-    for (i, credential) in ["tcos-ds", "ecos-ds", "dsp-xml-sign"].iter().enumerate() {
-        let entry = index["entries"]
-            .as_array()
-            .expect("entries")
-            .iter()
-            .find(|e| e["credential"] == *credential)
-            .expect("credential in the index");
-        let key = pki_dir.join(entry["key"].as_str().expect("key path"));
-        softhsm_util(
-            &conf,
-            &[
-                "--import",
-                key.to_str().expect("path"),
-                "--token",
-                TOKEN,
-                "--label",
-                credential,
-                "--id",
-                &format!("{:02x}", i + 1),
-                "--pin",
-                PIN,
-            ],
-        );
-    }
-    conf
+    softhsm::init_token(
+        dir,
+        TOKEN,
+        PIN,
+        &pki_dir,
+        &[
+            ("tcos-ds", "tcos-ds"),
+            ("ecos-ds", "ecos-ds"),
+            ("dsp-xml-sign", "dsp-xml-sign"),
+        ],
+    )
 }
 
 #[test]
@@ -125,20 +57,11 @@ fn cos_and_dsp_keys_sign_through_softhsm2() {
         rt.block_on(in_child());
         return;
     }
-    let Some(module) = module() else {
-        eprintln!(
-            "skipping the PKCS#11 test: SoftHSM2 is not installed (apt-get install softhsm2, or set ECOS_PKCS11_MODULE)"
-        );
-        return;
-    };
-    if Command::new("softhsm2-util")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping the PKCS#11 test: softhsm2-util is not on PATH");
+    if let Some(why) = softhsm::unavailable() {
+        eprintln!("skipping the PKCS#11 test: {why}");
         return;
     }
+    let module = module().expect("module");
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = init_token(dir.path());
     let out = Command::new(std::env::current_exe().expect("exe"))

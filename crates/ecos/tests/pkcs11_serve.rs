@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,49 +23,8 @@ mod common;
 const TOKEN: &str = "ecos-serve-test";
 const PIN: &str = "87654321";
 
-fn module() -> Option<PathBuf> {
-    std::env::var_os("ECOS_PKCS11_MODULE")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            [
-                "/usr/lib/softhsm/libsofthsm2.so",
-                "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-                "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-            ]
-            .map(PathBuf::from),
-        )
-        .find(|p| p.exists())
-}
-
-fn softhsm_util(conf: &Path, args: &[&str]) {
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", conf)
-        .args(args)
-        .output()
-        .expect("run softhsm2-util");
-    assert!(
-        out.status.success(),
-        "softhsm2-util {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The PKI directory's key file of a credential.
-fn key_file(pki_dir: &Path, credential: &str) -> PathBuf {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(pki_dir.join("index.json")).expect("index"))
-            .expect("JSON");
-    let entry = index["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .find(|e| e["credential"] == credential)
-        .expect("credential in the index")
-        .clone();
-    pki_dir.join(entry["key"].as_str().expect("key path"))
-}
+#[path = "../../ecos-pkcs11/tests/support/softhsm.rs"]
+mod softhsm;
 
 fn write_private(path: &Path, text: &str, mode: u32) {
     std::fs::write(path, text).expect("write");
@@ -112,20 +71,11 @@ fn serve(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_signs_with_keys_in_a_pkcs11_token() {
-    let Some(module) = module() else {
-        eprintln!(
-            "skipping the PKCS#11 serve test: SoftHSM2 is not installed (apt-get install softhsm2, or set ECOS_PKCS11_MODULE)"
-        );
-        return;
-    };
-    if Command::new("softhsm2-util")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping the PKCS#11 serve test: softhsm2-util is not on PATH");
+    if let Some(why) = softhsm::unavailable() {
+        eprintln!("skipping the PKCS#11 serve test: {why}");
         return;
     }
+    let module = softhsm::module().expect("module");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let pki_dir = data.join("pki");
@@ -144,55 +94,17 @@ async fn serve_signs_with_keys_in_a_pkcs11_token() {
     store.close().await;
 
     // A token with the TCoS, ECoS and DSP keys, under labels of their own.
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).expect("mkdir");
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .expect("conf");
-    softhsm_util(
-        &conf,
+    let conf = softhsm::init_token(
+        dir.path(),
+        TOKEN,
+        PIN,
+        &pki_dir,
         &[
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            "12345678",
-            "--pin",
-            PIN,
+            ("tcos-ds", "hsm-tcos"),
+            ("ecos-ds", "hsm-ecos"),
+            ("dsp-xml-sign", "hsm-dsp"),
         ],
     );
-    for (i, (credential, label)) in [
-        ("tcos-ds", "hsm-tcos"),
-        ("ecos-ds", "hsm-ecos"),
-        ("dsp-xml-sign", "hsm-dsp"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let key = key_file(&pki_dir, credential);
-        softhsm_util(
-            &conf,
-            &[
-                "--import",
-                key.to_str().expect("path"),
-                "--token",
-                TOKEN,
-                "--label",
-                label,
-                "--id",
-                &format!("{:02x}", i + 1),
-                "--pin",
-                PIN,
-            ],
-        );
-    }
     let pin_file = dir.path().join("pin");
     write_private(&pin_file, &format!("{PIN}\n"), 0o600);
     let config = dir.path().join("ecos.toml");
@@ -232,7 +144,7 @@ async fn serve_signs_with_keys_in_a_pkcs11_token() {
     );
     std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let loose_key = dir.path().join("acb.pem");
-    std::fs::copy(key_file(&pki_dir, "acb-ka"), &loose_key).expect("copy");
+    std::fs::copy(softhsm::key_file(&pki_dir, "acb-ka"), &loose_key).expect("copy");
     std::fs::set_permissions(&loose_key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     write_config(
         "hsm-tcos",
