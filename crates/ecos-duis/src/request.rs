@@ -157,7 +157,7 @@ const PATH_CHILDREN: &[&str] = &["Certificate"];
 
 fn invalid(el: &El<'_, '_>, value: &str, reason: ValueError) -> DuisError {
     DuisError::InvalidValue {
-        path: el.path.clone(),
+        path: el.path(),
         value: clip(value),
         reason,
     }
@@ -212,7 +212,7 @@ pub fn read_signed(
     // Parsing `signed_xml` makes no more nodes than the tree holds (the
     // signature gone, no comments, adjacent text joined), so a tree within
     // the cap means the parse would be too; otherwise parse to be exact.
-    if doc.descendants().count() > limits.max_nodes as usize {
+    if xml::node_count(doc) > limits.max_nodes as usize {
         return read_request(signed_xml, limits);
     }
     if signature_is_not_a_root_child(doc, signature) {
@@ -282,20 +282,20 @@ fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
             (Some(NS_XSI), "schemaLocation") => {}
             _ => {
                 return Err(DuisError::UnexpectedAttribute {
-                    path: root.path.clone(),
+                    path: root.path(),
                     name: xml::attr_name(&a),
                 });
             }
         }
     }
     let v = version.ok_or_else(|| DuisError::MissingAttribute {
-        path: root.path.clone(),
+        path: root.path(),
         name: "schemaVersion",
     })?;
     values::decimal(v)
         .map(str::to_string)
         .map_err(|reason| DuisError::InvalidValue {
-            path: format!("{}/@schemaVersion", root.path),
+            path: format!("{}/@schemaVersion", root.path()),
             value: clip(v),
             reason,
         })
@@ -316,7 +316,7 @@ fn read_envelope<'a, 'i>(
     if let Some(extra) = children.get(2) {
         if !extra.is(NS_DS, "Signature") {
             return Err(DuisError::UnexpectedElement {
-                path: extra.path.clone(),
+                path: extra.path(),
                 found: xml::expanded(extra.node),
                 expected: "ds:Signature or end of Request".to_string(),
             });
@@ -324,12 +324,12 @@ fn read_envelope<'a, 'i>(
         if let Some(more) = children.get(3) {
             return Err(if more.is(NS_DS, "Signature") {
                 DuisError::DuplicateElement {
-                    path: more.path.clone(),
+                    path: more.path(),
                     max: 1,
                 }
             } else {
                 DuisError::UnexpectedElement {
-                    path: more.path.clone(),
+                    path: more.path(),
                     found: xml::expanded(more.node),
                     expected: "end of Request".to_string(),
                 }
@@ -342,7 +342,7 @@ fn read_envelope<'a, 'i>(
     let body = bseq.any("a Service Request body element")?;
     if body.node.tag_name().namespace() != Some(NS_SR) {
         return Err(DuisError::UnexpectedElement {
-            path: body.path.clone(),
+            path: body.path(),
             found: xml::expanded(body.node),
             expected: "a Service Request body element".to_string(),
         });
@@ -360,7 +360,7 @@ fn read_envelope<'a, 'i>(
     let is_cos_header = header.service_reference == "6.23";
     if is_cos_body != is_cos_header {
         return Err(DuisError::ServiceMismatch {
-            path: body.path.clone(),
+            path: body.path(),
             detail: format!(
                 "body element {} does not match ServiceReference {}",
                 body.node.tag_name().name(),
@@ -418,7 +418,7 @@ fn read_header(el: &El<'_, '_>) -> Result<RequestHeader, DuisError> {
     }
     if !variant_belongs_to(variant, service_reference) {
         return Err(DuisError::ServiceMismatch {
-            path: srv.path.clone(),
+            path: srv.path(),
             detail: format!(
                 "ServiceReferenceVariant {variant} is not a variant of ServiceReference {service_reference}"
             ),
@@ -446,7 +446,7 @@ pub(crate) fn variant_belongs_to(variant: &str, reference: &str) -> bool {
 fn read_request_id(el: &El<'_, '_>) -> Result<RequestId, DuisError> {
     let t = el.simple_text()?;
     RequestId::parse_token(t).map_err(|source| DuisError::RequestId {
-        path: el.path.clone(),
+        path: el.path(),
         source,
     })
 }

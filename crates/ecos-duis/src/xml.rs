@@ -103,6 +103,19 @@ fn has_doctype(text: &str) -> bool {
     }
 }
 
+/// The number of nodes in `doc` (the root included), as
+/// `doc.descendants().count()` gives it, without walking the tree: the
+/// parser appends nodes in document order, so the last node in document
+/// order (the last child of the last child ... of the root) has the
+/// highest index.
+pub(crate) fn node_count(doc: &Document<'_>) -> usize {
+    let mut last = doc.root();
+    while let Some(c) = last.last_child() {
+        last = c;
+    }
+    last.id().get_usize() + 1
+}
+
 /// Depth, attribute and value caps over the whole tree, iteratively.
 pub(crate) fn check_shape(doc: &Document<'_>, limits: &Limits) -> Result<(), DuisError> {
     check_shape_excluding(doc, None, limits)
@@ -220,33 +233,54 @@ pub fn expanded(node: Node<'_, '_>) -> String {
     }
 }
 
-/// An element together with its path.
+/// An element of the document being read; its path (for errors) is worked
+/// out only when asked for, see [`El::path`].
 #[derive(Debug, Clone)]
 pub struct El<'a, 'i> {
     /// The node.
     pub node: Node<'a, 'i>,
-    /// Its path.
-    pub path: String,
-    /// A child left out of [`El::element_children`] (a verified signature).
+    /// A child of the root left out of the reading (a verified signature):
+    /// not among [`El::element_children`], not counted in paths.
     skip: Option<NodeId>,
 }
 
 impl<'a, 'i> El<'a, 'i> {
     /// Wrap the root element.
     pub fn root(node: Node<'a, 'i>) -> Self {
-        El {
-            path: format!("/{}", node.tag_name().name()),
-            node,
-            skip: None,
-        }
+        El { node, skip: None }
     }
 
     /// Wrap the root element, leaving its child `skip` out of its children.
     pub fn root_without(node: Node<'a, 'i>, skip: Option<NodeId>) -> Self {
-        El {
-            skip,
-            ..El::root(node)
+        El { node, skip }
+    }
+
+    /// `/Request/Body/...` from local names, with `[n]` on the n-th (n > 1)
+    /// element child of the same local name.
+    pub fn path(&self) -> String {
+        let mut chain: Vec<Node<'a, 'i>> =
+            self.node.ancestors().filter(|n| n.is_element()).collect();
+        chain.reverse();
+        let mut s = String::new();
+        for (i, n) in chain.iter().enumerate() {
+            let name = n.tag_name().name();
+            s.push('/');
+            s.push_str(name);
+            if i == 0 {
+                continue; // the root
+            }
+            let same = n
+                .prev_siblings()
+                .skip(1)
+                .filter(|p| {
+                    p.is_element() && Some(p.id()) != self.skip && p.tag_name().name() == name
+                })
+                .count();
+            if same > 0 {
+                s.push_str(&format!("[{}]", same + 1));
+            }
         }
+        s
     }
 
     /// Is this `{ns}name`?
@@ -258,7 +292,7 @@ impl<'a, 'i> El<'a, 'i> {
     pub fn no_attributes(&self) -> Result<(), DuisError> {
         match self.node.attributes().next() {
             Some(a) => Err(DuisError::UnexpectedAttribute {
-                path: self.path.clone(),
+                path: self.path(),
                 name: attr_name(&a),
             }),
             None => Ok(()),
@@ -274,41 +308,28 @@ impl<'a, 'i> El<'a, 'i> {
                 continue;
             }
             match c.node_type() {
-                NodeType::Element => {
-                    let name = c.tag_name().name();
-                    let same = out
-                        .iter()
-                        .filter(|e: &&El<'_, '_>| e.node.tag_name().name() == name)
-                        .count();
-                    let path = if same == 0 {
-                        format!("{}/{}", self.path, name)
-                    } else {
-                        format!("{}/{}[{}]", self.path, name, same + 1)
-                    };
-                    out.push(El {
-                        node: c,
-                        path,
-                        skip: None,
-                    });
-                }
+                NodeType::Element => out.push(El {
+                    node: c,
+                    skip: self.skip,
+                }),
                 NodeType::Text => {
                     let t = c.text().unwrap_or("");
                     if !t.chars().all(crate::ids::is_xml_ws) {
                         return Err(DuisError::UnexpectedContent {
-                            path: self.path.clone(),
+                            path: self.path(),
                             what: format!("text {:?}", clip(t.trim())),
                         });
                     }
                 }
                 NodeType::Comment => {
                     return Err(DuisError::UnexpectedContent {
-                        path: self.path.clone(),
+                        path: self.path(),
                         what: "comment".to_string(),
                     });
                 }
                 NodeType::PI => {
                     return Err(DuisError::UnexpectedContent {
-                        path: self.path.clone(),
+                        path: self.path(),
                         what: "processing instruction".to_string(),
                     });
                 }
@@ -328,7 +349,7 @@ impl<'a, 'i> El<'a, 'i> {
                     if text.is_some() {
                         // roxmltree merges adjacent text; two nodes means something sat between
                         return Err(DuisError::UnexpectedContent {
-                            path: self.path.clone(),
+                            path: self.path(),
                             what: "split text".to_string(),
                         });
                     }
@@ -336,19 +357,19 @@ impl<'a, 'i> El<'a, 'i> {
                 }
                 NodeType::Element => {
                     return Err(DuisError::UnexpectedContent {
-                        path: self.path.clone(),
+                        path: self.path(),
                         what: format!("child element {}", expanded(c)),
                     });
                 }
                 NodeType::Comment => {
                     return Err(DuisError::UnexpectedContent {
-                        path: self.path.clone(),
+                        path: self.path(),
                         what: "comment".to_string(),
                     });
                 }
                 NodeType::PI => {
                     return Err(DuisError::UnexpectedContent {
-                        path: self.path.clone(),
+                        path: self.path(),
                         what: "processing instruction".to_string(),
                     });
                 }
@@ -370,7 +391,7 @@ pub fn attr_name(a: &roxmltree::Attribute<'_, '_>) -> String {
 /// Reads an element sequence in schema order.
 #[derive(Debug)]
 pub struct Seq<'a, 'i> {
-    parent: String,
+    parent: El<'a, 'i>,
     items: Vec<El<'a, 'i>>,
     pos: usize,
     ns: &'static str,
@@ -388,7 +409,7 @@ impl<'a, 'i> Seq<'a, 'i> {
         known: &'static [&'static str],
     ) -> Result<Self, DuisError> {
         Ok(Seq {
-            parent: parent.path.clone(),
+            parent: parent.clone(),
             items: parent.element_children()?,
             pos: 0,
             ns,
@@ -455,7 +476,7 @@ impl<'a, 'i> Seq<'a, 'i> {
                 Ok(e)
             }
             None => Err(DuisError::MissingElement {
-                path: self.parent.clone(),
+                path: self.parent.path(),
                 name: what,
             }),
         }
@@ -473,7 +494,7 @@ impl<'a, 'i> Seq<'a, 'i> {
     fn fault(&self, wanted: &'static str) -> DuisError {
         let Some(e) = self.peek() else {
             return DuisError::MissingElement {
-                path: self.parent.clone(),
+                path: self.parent.path(),
                 name: wanted,
             };
         };
@@ -482,7 +503,7 @@ impl<'a, 'i> Seq<'a, 'i> {
         if in_ns {
             if let Some((_, max)) = self.seen.iter().find(|(n, _)| *n == local) {
                 return DuisError::DuplicateElement {
-                    path: e.path.clone(),
+                    path: e.path(),
                     max: *max,
                 };
             }
@@ -499,18 +520,18 @@ impl<'a, 'i> Seq<'a, 'i> {
                     let follows = self.items[self.pos..].iter().any(|x| x.is(self.ns, wanted));
                     if follows {
                         return DuisError::MisplacedElement {
-                            path: e.path.clone(),
+                            path: e.path(),
                             expected: wanted.to_string(),
                         };
                     }
                     return DuisError::MissingElement {
-                        path: self.parent.clone(),
+                        path: self.parent.path(),
                         name: wanted,
                     };
                 }
                 Some(_) => {
                     return DuisError::MisplacedElement {
-                        path: e.path.clone(),
+                        path: e.path(),
                         expected: wanted.to_string(),
                     };
                 }
@@ -518,9 +539,27 @@ impl<'a, 'i> Seq<'a, 'i> {
             }
         }
         DuisError::UnexpectedElement {
-            path: e.path.clone(),
+            path: e.path(),
             found: expanded(e.node),
             expected: wanted.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_count_is_the_number_of_descendants() {
+        let docs = [
+            "<a/>",
+            "<?pi x?><!-- c --><a>t<b/>u<![CDATA[v]]>w&amp;x<c><d>e</d></c><!-- f --></a><!-- g -->",
+            "<r xmlns='urn:r' a='1'>\n <s>1</s>\n <s>2</s>\n <t><u/><u/></t>\n</r>\n<?end?>",
+        ];
+        for text in docs {
+            let doc = Document::parse(text).expect("well-formed");
+            assert_eq!(node_count(&doc), doc.descendants().count(), "{text}");
         }
     }
 }

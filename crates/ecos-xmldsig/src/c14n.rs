@@ -377,39 +377,51 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
 /// Escape character content.
 pub(crate) fn escape_text(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
-    let mut last = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'\r' => b"&#xD;",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+    // Most text (base64 certificates, numbers, identifiers) has nothing to
+    // escape: two vectorised scans, then one copy.
+    if memchr::memchr3(b'&', b'<', b'>', bytes).is_none() && memchr::memchr(b'\r', bytes).is_none()
+    {
+        out.extend_from_slice(bytes);
+        return;
     }
-    out.extend_from_slice(&bytes[last..]);
+    escape_with(bytes, out, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
 }
 
 /// Escape an attribute value.
 pub(crate) fn escape_attr(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
+    if memchr::memchr3(b'&', b'<', b'"', bytes).is_none()
+        && memchr::memchr3(b'\t', b'\n', b'\r', bytes).is_none()
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    escape_with(bytes, out, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'"' => Some(b"&quot;"),
+        b'\t' => Some(b"&#x9;"),
+        b'\n' => Some(b"&#xA;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
+}
+
+/// Copy `bytes` to `out`, replacing each byte `rep` maps to its reference.
+fn escape_with(bytes: &[u8], out: &mut Vec<u8>, rep: impl Fn(u8) -> Option<&'static [u8]>) {
     let mut last = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'"' => b"&quot;",
-            b'\t' => b"&#x9;",
-            b'\n' => b"&#xA;",
-            b'\r' => b"&#xD;",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[last..i]);
-        out.extend_from_slice(rep);
-        last = i + 1;
+        if let Some(r) = rep(b) {
+            out.extend_from_slice(&bytes[last..i]);
+            out.extend_from_slice(r);
+            last = i + 1;
+        }
     }
     out.extend_from_slice(&bytes[last..]);
 }
@@ -422,6 +434,49 @@ mod tests {
     fn c14n(xml: &str, opts: Options) -> String {
         let doc = parse(xml.as_bytes(), &Limits::default()).unwrap();
         String::from_utf8(document_to_vec(&doc, opts, None)).unwrap()
+    }
+
+    /// The escapes byte for byte against the rules written out char by char.
+    #[test]
+    fn escapes_equal_a_char_by_char_reference() {
+        fn reference(s: &str, attr: bool) -> String {
+            let mut o = String::new();
+            for c in s.chars() {
+                match (c, attr) {
+                    ('&', _) => o.push_str("&amp;"),
+                    ('<', _) => o.push_str("&lt;"),
+                    ('>', false) => o.push_str("&gt;"),
+                    ('"', true) => o.push_str("&quot;"),
+                    ('\t', true) => o.push_str("&#x9;"),
+                    ('\n', true) => o.push_str("&#xA;"),
+                    ('\r', _) => o.push_str("&#xD;"),
+                    (c, _) => o.push(c),
+                }
+            }
+            o
+        }
+        let alphabet = [
+            'a', '&', '<', '>', '"', '\'', '\t', '\n', '\r', ' ', 'é', '€', 'Z', '=',
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut cases: Vec<String> = vec![String::new(), "MIIB".repeat(200)];
+        for len in 0..300 {
+            let mut s = String::new();
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            cases.push(s);
+        }
+        for s in &cases {
+            let (mut t, mut a) = (b"x".to_vec(), b"x".to_vec());
+            escape_text(s, &mut t);
+            escape_attr(s, &mut a);
+            assert_eq!(t, format!("x{}", reference(s, false)).into_bytes(), "{s:?}");
+            assert_eq!(a, format!("x{}", reference(s, true)).into_bytes(), "{s:?}");
+        }
     }
 
     #[test]

@@ -328,8 +328,8 @@ where
     R: FnOnce(SignedContent<'_, '_>) -> T,
 {
     let text = parse::prepare(doc, &opts.limits)?;
-    let tree = parse::parse_prepared(&text, &opts.limits)?;
-    let parts = signature_parts(&tree)?;
+    let (tree, noted) = parse::parse_prepared_noting(&text, &opts.limits)?;
+    let parts = signature_parts(&tree, &noted.signatures)?;
 
     let mut form = MatchedForm::Strict;
     let mut signed_xml =
@@ -366,7 +366,7 @@ where
             },
             _ => DsigError::BadSignature,
         })?;
-    let faithful = form == MatchedForm::Strict && !tree.descendants().any(|n| n.is_comment());
+    let faithful = form == MatchedForm::Strict && !noted.has_comment;
     let read = read(SignedContent {
         bytes: &signed_xml,
         tree: faithful.then_some((&tree, parts.signature.id())),
@@ -387,8 +387,8 @@ where
 /// looking the certificate up before [`verify`].
 pub fn signer_of(doc: &[u8], limits: &Limits) -> Result<(String, String), DsigError> {
     let text = parse::prepare(doc, limits)?;
-    let tree = parse::parse_prepared(&text, limits)?;
-    let parts = signature_parts(&tree)?;
+    let (tree, noted) = parse::parse_prepared_noting(&text, limits)?;
+    let parts = signature_parts(&tree, &noted.signatures)?;
     Ok((parts.issuer, parts.serial))
 }
 
@@ -584,11 +584,16 @@ fn scalar_in_range(x: &[u8]) -> bool {
     x.iter().any(|&b| b != 0) && x < &P256_N[..]
 }
 
-/// Locate the single ds:Signature and check it against the profile.
-fn signature_parts<'a, 'i>(tree: &'a Document<'i>) -> Result<Parts<'a, 'i>, DsigError> {
-    let sigs: Vec<Node<'a, 'i>> = tree
-        .descendants()
-        .filter(|n| is_ds(*n, "Signature"))
+/// Locate the single ds:Signature (`signatures`: every one in the tree, in
+/// document order, as the hardening walk found them) and check it against
+/// the profile.
+fn signature_parts<'a, 'i>(
+    tree: &'a Document<'i>,
+    signatures: &[roxmltree::NodeId],
+) -> Result<Parts<'a, 'i>, DsigError> {
+    let sigs: Vec<Node<'a, 'i>> = signatures
+        .iter()
+        .filter_map(|id| tree.get_node(*id))
         .collect();
     let signature = match sigs.as_slice() {
         [] => return Err(DsigError::MissingSignature),

@@ -258,6 +258,24 @@ pub fn prepare<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Cow<'a, str>, Par
 
 /// Parse text from [`prepare`] (or any text without a literal CR) under `limits`.
 pub fn parse_prepared<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>, ParseError> {
+    parse_prepared_noting(text, limits).map(|(doc, _)| doc)
+}
+
+/// What the hardening walk of [`parse_prepared`] saw on its way, so that
+/// the verifier need not walk the tree again for it.
+#[derive(Debug, Default)]
+pub(crate) struct Noted {
+    /// A comment anywhere in the document.
+    pub has_comment: bool,
+    /// Every `ds:Signature` element, in document order.
+    pub signatures: Vec<roxmltree::NodeId>,
+}
+
+/// [`parse_prepared`], also returning what the hardening walk noted.
+pub(crate) fn parse_prepared_noting<'a>(
+    text: &'a str,
+    limits: &Limits,
+) -> Result<(Document<'a>, Noted), ParseError> {
     if text.len() > limits.max_bytes {
         return Err(ParseError::TooLarge {
             size: text.len(),
@@ -287,8 +305,8 @@ pub fn parse_prepared<'a>(text: &'a str, limits: &Limits) -> Result<Document<'a>
             message: other.to_string(),
         },
     })?;
-    check_tree(&doc, limits)?;
-    Ok(doc)
+    let noted = check_tree(&doc, limits)?;
+    Ok((doc, noted))
 }
 
 /// Position of the first `<!DOCTYPE` (the parser reports 1:1).
@@ -396,10 +414,12 @@ fn check_pi(node: Node<'_, '_>) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
+fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<Noted, ParseError> {
     let input = doc.input_text();
+    let mut noted = Noted::default();
     for n in doc.root().children() {
         check_pi(n)?;
+        noted.has_comment |= n.is_comment();
     }
     // Iterative walk with depth: (node, depth of node).
     let mut stack: Vec<(Node<'_, '_>, usize)> = vec![(doc.root_element(), 1)];
@@ -411,6 +431,10 @@ fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
                 depth,
                 max: limits.max_depth,
             });
+        }
+        let tag = node.tag_name();
+        if tag.name() == "Signature" && tag.namespace() == Some(crate::DS_NS) {
+            noted.signatures.push(node.id());
         }
         let attrs = node.attributes();
         if attrs.len() > limits.max_attributes {
@@ -450,6 +474,8 @@ fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
                 stack.push((child, depth + 1));
             } else if child.is_pi() {
                 check_pi(child)?;
+            } else if child.is_comment() {
+                noted.has_comment = true;
             } else if let Some(t) = child.text().filter(|_| child.is_text()) {
                 if t.len() > limits.max_text_len {
                     return Err(ParseError::TextTooLong {
@@ -463,5 +489,7 @@ fn check_tree(doc: &Document<'_>, limits: &Limits) -> Result<(), ParseError> {
             }
         }
     }
-    Ok(())
+    // The walk pops a stack; node ids are in document order.
+    noted.signatures.sort_unstable_by_key(|id| id.get());
+    Ok(noted)
 }
