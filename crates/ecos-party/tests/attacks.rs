@@ -15,42 +15,23 @@
 //! - processing instructions are kept by C14N, so one inserted after signing
 //!   breaks the digest.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
-use ecos_party::api::BoxFuture;
 use ecos_party::demo::{self, RequestSpec};
-use ecos_party::{DeviceTransport, Outcome, Party, PartyConfig, Reason, SmkiRegistry};
+use ecos_party::{Outcome, Party, PartyConfig, Reason, SmkiRegistry};
 use ecos_smki::{Eui64, MpidRules, TestPki};
-use ecos_store::{RequestState, Store, StoreConfig, StoreLocation};
+use ecos_store::RequestState;
 use jiff::Timestamp;
 
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<(Eui64, Vec<u8>)>>);
-
-impl DeviceTransport for Recorder {
-    fn send<'a>(&'a self, device: Eui64, message: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
-        self.0.lock().unwrap().push((device, message));
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl Recorder {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
+mod common;
+use common::{Recorder, at, pki};
 
 struct World {
     pki: Arc<TestPki>,
     party: Party,
     sent: Arc<Recorder>,
     _dir: tempfile::TempDir,
-}
-
-fn pki() -> Arc<TestPki> {
-    static PKI: std::sync::OnceLock<Arc<TestPki>> = std::sync::OnceLock::new();
-    PKI.get_or_init(|| Arc::new(demo::pki(7).unwrap())).clone()
 }
 
 /// Which SMKI registry the party holds.
@@ -91,17 +72,7 @@ fn registry(pki: &TestPki, which: Registry) -> SmkiRegistry {
 async fn world_with(which: Registry) -> World {
     let pki = pki();
     let config = PartyConfig::default();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &StoreLocation::sqlite_in_dir(dir.path()),
-        StoreConfig {
-            gbcs_counter_floor: config.counter_floor,
-            ..StoreConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    demo::load(&store, &pki).await.unwrap();
+    let (store, dir) = common::demo_store(config.counter_floor).await;
     let sent = Arc::new(Recorder::default());
     let party = Party::new(
         config,
@@ -121,10 +92,6 @@ async fn world_with(which: Registry) -> World {
 
 async fn world() -> World {
     world_with(Registry::Demo).await
-}
-
-fn at() -> Timestamp {
-    "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
 fn org(pki: &TestPki, eui: Eui64) -> &ecos_smki::testpki::OrgCredentials {

@@ -17,11 +17,11 @@ use ecos_party::{
 };
 use ecos_sim::{CosCredential, DeviceContext, DeviceKind, Fleet, KeySource, Templates};
 use ecos_smki::{Eui64, PathPolicy, TestPki};
-use ecos_store::{
-    ImportMode, ImportOptions, MigrationState, OutboundMessage, RequestState, Store, StoreConfig,
-    StoreLocation,
-};
+use ecos_store::{ImportMode, ImportOptions, MigrationState, OutboundMessage, RequestState};
 use jiff::Timestamp;
+
+mod common;
+use common::{at, pki};
 
 /// The simulated fleet as the device transport: each command runs through
 /// its device at the transport's clock; responses are kept for the test to
@@ -54,28 +54,9 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn pki() -> Arc<TestPki> {
-    static PKI: std::sync::OnceLock<Arc<TestPki>> = std::sync::OnceLock::new();
-    PKI.get_or_init(|| Arc::new(demo::pki(7).unwrap())).clone()
-}
-
-fn at() -> Timestamp {
-    "2026-06-01T12:00:00Z".parse().unwrap()
-}
-
 async fn world_with(config: PartyConfig, transport: bool) -> World {
     let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &StoreLocation::sqlite_in_dir(dir.path()),
-        StoreConfig {
-            gbcs_counter_floor: config.counter_floor,
-            ..StoreConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    demo::load(&store, &pki).await.unwrap();
+    let (store, dir) = common::demo_store(config.counter_floor).await;
     let context = DeviceContext::new(pki.trust_store(), PathPolicy::default());
     let fleet = Arc::new(Fleet::new(
         Arc::new(context),

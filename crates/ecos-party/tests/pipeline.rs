@@ -2,26 +2,18 @@
 //! the 6.23 pipeline, from signed request bytes to the stored decision, the
 //! audit log and the signed, MACed command.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ecos_duis::Execution;
 use ecos_gbcs::{Body, ExecutionDateTime, Message};
-use ecos_party::api::BoxFuture;
 use ecos_party::demo::{self, RequestSpec};
-use ecos_party::{DeviceTransport, Outcome, Party, PartyConfig, Reason};
+use ecos_party::{Outcome, Party, PartyConfig, Reason};
 use ecos_smki::{Eui64, TestPki};
-use ecos_store::{RequestState, Store, StoreConfig, StoreLocation};
+use ecos_store::RequestState;
 use jiff::Timestamp;
 
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<(Eui64, Vec<u8>)>>);
-
-impl DeviceTransport for Recorder {
-    fn send<'a>(&'a self, device: Eui64, message: Vec<u8>) -> BoxFuture<'a, Result<(), String>> {
-        self.0.lock().unwrap().push((device, message));
-        Box::pin(async { Ok(()) })
-    }
-}
+mod common;
+use common::{Recorder, at, pki};
 
 struct World {
     pki: Arc<TestPki>,
@@ -30,24 +22,9 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-fn pki() -> Arc<TestPki> {
-    static PKI: std::sync::OnceLock<Arc<TestPki>> = std::sync::OnceLock::new();
-    PKI.get_or_init(|| Arc::new(demo::pki(7).unwrap())).clone()
-}
-
 async fn world(config: PartyConfig) -> World {
     let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
-        &StoreLocation::sqlite_in_dir(dir.path()),
-        StoreConfig {
-            gbcs_counter_floor: config.counter_floor,
-            ..StoreConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    demo::load(&store, &pki).await.unwrap();
+    let (store, dir) = common::demo_store(config.counter_floor).await;
     let sent = Arc::new(Recorder::default());
     let party = demo::party(&pki, store, config)
         .unwrap()
@@ -58,10 +35,6 @@ async fn world(config: PartyConfig) -> World {
         sent,
         _dir: dir,
     }
-}
-
-fn at() -> Timestamp {
-    "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -256,15 +229,7 @@ async fn counters_never_repeat_across_restarts() {
     let mut last = 0u64;
     let mut seen = std::collections::HashSet::new();
     for round in 0..8u64 {
-        let store = Store::open(
-            &StoreLocation::sqlite_in_dir(dir.path()),
-            StoreConfig {
-                gbcs_counter_floor: config.counter_floor,
-                ..StoreConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let store = common::open_store(dir.path(), config.counter_floor).await;
         if round == 0 {
             demo::load(&store, &pki).await.unwrap();
         }
