@@ -28,6 +28,28 @@ pub const SERVICE_REFERENCE_VARIANTS: &[&str] = &[
     "11.1", "11.2", "11.3", "11.4", "12.1", "12.2", "14.1",
 ];
 
+/// `values`, sorted once, for look-ups by binary search.
+fn sorted(values: &'static [&'static str]) -> Vec<&'static str> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v
+}
+
+static SORTED_REFERENCES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| sorted(SERVICE_REFERENCES));
+static SORTED_VARIANTS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| sorted(SERVICE_REFERENCE_VARIANTS));
+
+/// Is `s` one of [`SERVICE_REFERENCES`]? (Binary search, not a scan.)
+pub fn is_service_reference(s: &str) -> bool {
+    SORTED_REFERENCES.binary_search(&s).is_ok()
+}
+
+/// Is `s` one of [`SERVICE_REFERENCE_VARIANTS`]? (Binary search, not a scan.)
+pub fn is_service_reference_variant(s: &str) -> bool {
+    SORTED_VARIANTS.binary_search(&s).is_ok()
+}
+
 /// Every `sr:ResponseCode` value of DUIS XSD 5.4.
 pub const RESPONSE_CODES: &[&str] = &[
     "I0", "I99", "E1", "E2", "E3", "E4", "E5", "E11", "E12", "E13", "E17", "E19", "E20", "E21",
@@ -53,3 +75,31 @@ pub const RESPONSE_CODES: &[&str] = &[
     "W110101", "E110401", "E110402", "E110403", "E110405", "W110401", "E120101", "E120102",
     "E120103", "E120201", "E120203", "E120204", "E120207",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_ups_agree_with_the_lists() {
+        let probes = [
+            "", "6", "6.2", "6.23", "6.23.1", "1.1", "1.1.1", "14.1", "14.2", "x",
+        ];
+        for s in SERVICE_REFERENCES
+            .iter()
+            .chain(SERVICE_REFERENCE_VARIANTS)
+            .chain(&probes)
+        {
+            assert_eq!(
+                is_service_reference(s),
+                SERVICE_REFERENCES.contains(s),
+                "{s}"
+            );
+            assert_eq!(
+                is_service_reference_variant(s),
+                SERVICE_REFERENCE_VARIANTS.contains(s),
+                "{s}"
+            );
+        }
+    }
+}

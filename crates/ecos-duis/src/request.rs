@@ -3,7 +3,7 @@
 use ecos_smki::Certificate;
 use jiff::Timestamp;
 
-use crate::enums::{SERVICE_REFERENCE_VARIANTS, SERVICE_REFERENCES};
+use crate::enums;
 use crate::error::{DuisError, ValueError, clip};
 use crate::ids::RequestId;
 use crate::values;
@@ -396,7 +396,7 @@ fn read_header(el: &El<'_, '_>) -> Result<RequestHeader, DuisError> {
         .ok_or_else(|| invalid(&cv, t, ValueError::NotInEnumeration { allowed: "1 to 9" }))?;
     let sr = seq.required("ServiceReference")?;
     let service_reference = sr.simple_text()?;
-    if !SERVICE_REFERENCES.contains(&service_reference) {
+    if !enums::is_service_reference(service_reference) {
         return Err(invalid(
             &sr,
             service_reference,
@@ -407,7 +407,7 @@ fn read_header(el: &El<'_, '_>) -> Result<RequestHeader, DuisError> {
     }
     let srv = seq.required("ServiceReferenceVariant")?;
     let variant = srv.simple_text()?;
-    if !SERVICE_REFERENCE_VARIANTS.contains(&variant) {
+    if !enums::is_service_reference_variant(variant) {
         return Err(invalid(
             &srv,
             variant,
@@ -574,6 +574,7 @@ pub fn cancellation_sentinel() -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::enums::{SERVICE_REFERENCE_VARIANTS, SERVICE_REFERENCES};
 
     #[test]
     fn sentinel_constant_matches() {

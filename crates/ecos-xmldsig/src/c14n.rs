@@ -203,11 +203,17 @@ impl<'a> NsContext<'a> {
     }
     fn in_force(&self, prefix: &str, uri: &str) -> bool {
         match self.lookup(prefix) {
-            Some(u) => u == uri,
+            Some(u) => same_str(u, uri),
             // nothing rendered: only an empty default namespace is "in force"
             None => prefix.is_empty() && uri.is_empty(),
         }
     }
+}
+
+/// String equality, answering at once for the same slice (a namespace URI
+/// inherited from an ancestor is the parser's one copy of it).
+fn same_str(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
 }
 
 fn split_qname(q: &str) -> (&str, &str) {

@@ -494,7 +494,7 @@ fn expect_sequence<'a, 'i>(
 }
 
 /// Text content of a leaf element (no element children, no comments/PIs).
-fn leaf_text<'a>(node: Node<'a, '_>) -> Result<String, DsigError> {
+fn leaf_text<'a>(node: Node<'a, '_>) -> Result<std::borrow::Cow<'a, str>, DsigError> {
     if let Some(a) = node.attributes().next() {
         return Err(DsigError::UnexpectedInSignature {
             found: format!("attribute {}", a.name()),
@@ -502,10 +502,15 @@ fn leaf_text<'a>(node: Node<'a, '_>) -> Result<String, DsigError> {
             at: node.document().text_pos_at(a.range().start).into(),
         });
     }
-    let mut s = String::new();
+    let mut s = std::borrow::Cow::Borrowed("");
     for c in node.children() {
         if c.is_text() {
-            s.push_str(c.text().unwrap_or(""));
+            let t = c.text().unwrap_or("");
+            if s.is_empty() {
+                s = std::borrow::Cow::Borrowed(t);
+            } else {
+                s.to_mut().push_str(t);
+            }
         } else {
             return Err(DsigError::UnexpectedInSignature {
                 found: describe(c),
@@ -549,13 +554,14 @@ fn algorithm<'a>(
 
 /// base64 decode, ignoring XML whitespace (including CR from `&#13;`).
 fn b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
-    let compact: Vec<u8> = text
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .collect();
-    STANDARD
-        .decode(&compact)
-        .map_err(|_| DsigError::Base64 { element })
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let decoded = if text.as_bytes().iter().any(is_ws) {
+        let compact: Vec<u8> = text.bytes().filter(|b| !is_ws(b)).collect();
+        STANDARD.decode(&compact)
+    } else {
+        STANDARD.decode(text)
+    };
+    decoded.map_err(|_| DsigError::Base64 { element })
 }
 
 /// Does `v` parse as DER `SEQUENCE { INTEGER, INTEGER }` filling all of `v`?
@@ -745,7 +751,7 @@ fn signature_parts<'a, 'i>(
     if issuer.is_empty() {
         return Err(DsigError::IssuerName);
     }
-    let serial_text = leaf_text(is[1])?;
+    let serial_text = leaf_text(is[1])?.into_owned();
     let serial = serial_text.trim();
     if serial.is_empty()
         || !serial.bytes().all(|b| b.is_ascii_digit())

@@ -238,7 +238,7 @@ fn check_bytes<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, ParseErr
 /// literal CR was present. Feed the result to [`parse_prepared`].
 pub fn prepare<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Cow<'a, str>, ParseError> {
     let text = check_bytes(bytes, limits)?;
-    if !text.contains('\r') {
+    if memchr::memchr(b'\r', text.as_bytes()).is_none() {
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
@@ -283,7 +283,7 @@ pub(crate) fn parse_prepared_noting<'a>(
         });
     }
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    if let Some(i) = text.find('\r') {
+    if let Some(i) = memchr::memchr(b'\r', text.as_bytes()) {
         return Err(ParseError::CarriageReturn {
             at: position_of(text, i),
         });
@@ -367,8 +367,11 @@ pub(crate) fn element_qname<'i>(node: Node<'_, 'i>) -> &'i str {
     let input = node.document().input_text();
     let start = node.range().start + 1;
     let rest = input.get(start..).unwrap_or("");
+    // Bytes, not chars: every delimiter is ASCII, and no byte of a
+    // multi-byte UTF-8 sequence is.
     let end = rest
-        .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+        .bytes()
+        .position(|b| b.is_ascii_whitespace() || b == b'/' || b == b'>')
         .unwrap_or(rest.len());
     &rest[..end]
 }
