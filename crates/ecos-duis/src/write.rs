@@ -633,6 +633,28 @@ pub fn error_acknowledgement(
     code: &ResponseCode,
     at: Timestamp,
 ) -> Result<Vec<u8>, WriteError> {
+    error_message(request, code, None, at)
+}
+
+/// An asynchronous error response (`E…`) to a request that was acknowledged
+/// earlier, such as E21 (no response from the device) or E30 (future-dated
+/// time-out): ResponseID = the request's target and originator swapped, same
+/// counter (as [`device_response`]), no payload.
+pub fn error_response(
+    request: &RequestHeader,
+    code: &ResponseCode,
+    at: Timestamp,
+) -> Result<Vec<u8>, WriteError> {
+    let rid = request.request_id.response_id();
+    error_message(request, code, Some(&rid), at)
+}
+
+fn error_message(
+    request: &RequestHeader,
+    code: &ResponseCode,
+    response_id: Option<&ResponseId>,
+    at: Timestamp,
+) -> Result<Vec<u8>, WriteError> {
     if !code.is_error() {
         return Err(bad(
             "ResponseCode",
@@ -644,7 +666,7 @@ pub fn error_acknowledgement(
     }
     let mut o = open_response(&Envelope {
         request_id: Some(&request.request_id),
-        response_id: None,
+        response_id,
         code,
         at,
     })?;

@@ -152,6 +152,10 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             error_acknowledgement(&h, &ResponseCode::new("E12").unwrap(), at()).unwrap(),
         ),
         (
+            "error_response_E21",
+            error_response(&h, &ResponseCode::new("E21").unwrap(), at()).unwrap(),
+        ),
+        (
             "device_response_I0",
             device_response(&h, &[0xDF, 0x09, 0x02, 0x01, 0x02], at()).unwrap(),
         ),
@@ -295,6 +299,13 @@ fn writers_refuse_values_the_schema_would_reject() {
     let h = cos_header();
     assert!(matches!(
         error_acknowledgement(&h, &ResponseCode::I0, at()),
+        Err(WriteError::InvalidValue {
+            field: "ResponseCode",
+            ..
+        })
+    ));
+    assert!(matches!(
+        error_response(&h, &ResponseCode::I99, at()),
         Err(WriteError::InvalidValue {
             field: "ResponseCode",
             ..

@@ -64,6 +64,36 @@ impl Default for DccAlertConfig {
     }
 }
 
+/// How long the party waits for a device before it tells the requester
+/// that no answer came (`duis-6.23.md` §4: E21 no response from the device,
+/// E30 future-dated time-out). The periods are interpretations: the DCC's
+/// target response times are not public. 0 switches a check off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceTimeouts {
+    /// Seconds after an immediate 6.23 (or a cancellation) left for the
+    /// device without its response.
+    pub response_secs: u64,
+    /// Seconds after a future-dated 6.23's execution date-time without the
+    /// device's outcome alert.
+    pub future_dated_secs: u64,
+    /// The DUIS response code sent for a missing response.
+    pub no_response_code: String,
+    /// The DUIS response code sent for a missing future-dated outcome.
+    pub future_dated_code: String,
+}
+
+impl Default for DeviceTimeouts {
+    fn default() -> Self {
+        DeviceTimeouts {
+            response_secs: 3600,
+            future_dated_secs: 86_400,
+            no_response_code: "E21".into(),
+            future_dated_code: "E30".into(),
+        }
+    }
+}
+
 /// Policy of the 6.23 pipeline (`ecos-domain.md` §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -97,6 +127,8 @@ pub struct PartyConfig {
     pub on_migration_in_flight: OnMigrationInFlight,
     /// DCC alerts: to the losing supplier, and on re-validation.
     pub dcc_alerts: DccAlertConfig,
+    /// When an unanswered command is reported to its requester.
+    pub device_timeouts: DeviceTimeouts,
 }
 
 impl Default for PartyConfig {
@@ -116,6 +148,7 @@ impl Default for PartyConfig {
             response_codes: ResponseCodes::default(),
             on_migration_in_flight: OnMigrationInFlight::Reject,
             dcc_alerts: DccAlertConfig::default(),
+            device_timeouts: DeviceTimeouts::default(),
         }
     }
 }
@@ -137,6 +170,17 @@ impl PartyConfig {
         ] {
             ecos_duis::DccAlertCode::new(code)
                 .map_err(|e| format!("{key}: {code:?} is not a DCCAlertCode: {e}"))?;
+        }
+        let t = &self.device_timeouts;
+        for (key, code) in [
+            ("device_timeouts.no_response_code", &t.no_response_code),
+            ("device_timeouts.future_dated_code", &t.future_dated_code),
+        ] {
+            match ecos_duis::ResponseCode::new(code) {
+                Ok(c) if c.is_error() => {}
+                Ok(_) => return Err(format!("{key}: {code:?} is not an error code (E…)")),
+                Err(e) => return Err(format!("{key}: {code:?} is not a DUIS response code: {e}")),
+            }
         }
         if a.fd_revalidation_ecos_alert_code.trim().is_empty() {
             return Err("dcc_alerts.fd_revalidation_ecos_alert_code: empty".into());
@@ -184,5 +228,14 @@ mod tests {
                 .contains("fd_revalidation_alert_code")
         );
         assert!(toml::from_str::<PartyConfig>("[dcc_alerts]\nlosing = true\n").is_err());
+        let c: PartyConfig =
+            toml::from_str("[device_timeouts]\nresponse_secs = 60\nno_response_code = \"E20\"\n")
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.device_timeouts.response_secs, 60);
+        assert_eq!(c.device_timeouts.future_dated_code, "E30");
+        let bad: PartyConfig =
+            toml::from_str("[device_timeouts]\nfuture_dated_code = \"I0\"\n").unwrap();
+        assert!(bad.validate().unwrap_err().contains("future_dated_code"));
     }
 }

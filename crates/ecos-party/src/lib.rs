@@ -28,6 +28,7 @@ pub mod revalidate;
 pub mod runtime;
 pub mod smki;
 pub mod state;
+pub mod timeout;
 
 pub use api::{ServiceRequestHandler, SyncAnswer};
 pub use check::{Accepted, CheckState, Checker, CosChoice, PendingFd, Refused};

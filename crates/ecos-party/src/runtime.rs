@@ -496,6 +496,7 @@ impl Party {
             transition,
             "device_response",
             &signed,
+            "device_report",
             &serde_json::to_string(&report).unwrap_or_default(),
         )
         .await?;

@@ -225,14 +225,16 @@ pub async fn commit_acceptance(
 
 /// Commit a device's answer to `request` whole (see
 /// [`Store::commit_device_answer`]): its new state (from dispatched or
-/// accepted), the DUIS response queued for the requester, and the
-/// `device_report` audit entry. `false` when it was answered already.
+/// accepted), the DUIS response queued for the requester (as `kind`), and
+/// the audit entry (`action`: `device_report`, `device_timeout`). `false`
+/// when it was answered already.
 pub async fn commit_device_answer(
     store: &Store,
     request: &StoredRequest,
     to: Option<RequestState>,
     kind: &str,
     body: &[u8],
+    action: &str,
     audit_detail: &str,
 ) -> Result<bool, PartyError> {
     const FROM: [RequestState; 2] = [RequestState::Dispatched, RequestState::Accepted];
@@ -245,7 +247,7 @@ pub async fn commit_device_answer(
             body,
             audit: NewAuditEntry {
                 actor: "ecos-party",
-                action: "device_report",
+                action,
                 subject: &request.request_id,
                 detail: audit_detail,
             },

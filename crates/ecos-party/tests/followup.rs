@@ -738,3 +738,108 @@ async fn a_request_does_not_race_the_devices_migration() {
     )
     .await;
 }
+
+/// A device that never answers: after `device_timeouts.response_secs` the
+/// immediate request is failed and its requester gets a DSP-signed E21; a
+/// future-dated one whose outcome alert never comes gets E30 once
+/// `future_dated_secs` have passed after its execution date-time. Each is
+/// answered once: a second sweep finds nothing, and the device's late
+/// answer is refused as already answered.
+#[tokio::test]
+async fn unanswered_commands_time_out_with_e21_and_e30() {
+    let w = world(PartyConfig::default()).await;
+    let t = PartyConfig::default().device_timeouts;
+    let imm = accept(
+        &w,
+        &RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, 1, demo::MPAN_1),
+        at(),
+    )
+    .await;
+    let late = std::mem::take(&mut *w.link.responses.lock().unwrap());
+    assert_eq!(late.len(), 1, "the device's response, held back");
+    let when: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+    let fd_id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            2,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    w.deliver_responses(at()).await; // commandAccepted only: stays dispatched
+    let store = w.party.store();
+    for id in [&imm, &fd_id] {
+        assert_eq!(
+            store.request(id).await.unwrap().unwrap().state,
+            RequestState::Dispatched
+        );
+    }
+    let secs = |s: u64| jiff::SignedDuration::from_secs(i64::try_from(s).unwrap());
+
+    // Not yet due: neither moves.
+    let none = w
+        .party
+        .expire_unanswered(when.checked_add(secs(t.future_dated_secs - 60)).unwrap())
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+
+    // The future-dated outcome is overdue; the immediate response is not
+    // (it left moments ago by the wall clock).
+    let fd_due = when.checked_add(secs(t.future_dated_secs + 1)).unwrap();
+    let timed = w.party.expire_unanswered(fd_due).await.unwrap();
+    assert_eq!(timed.len(), 1, "{timed:?}");
+    assert_eq!(
+        (
+            timed[0].request_id.as_str(),
+            timed[0].response_code.as_str()
+        ),
+        (fd_id.as_str(), "E30")
+    );
+    assert_eq!(timed[0].due_since, when);
+
+    // Later by the wall clock: the immediate request times out too.
+    let now = Timestamp::now()
+        .checked_add(secs(t.response_secs + 1))
+        .unwrap();
+    let timed = w.party.expire_unanswered(now).await.unwrap();
+    assert_eq!(timed.len(), 1, "{timed:?}");
+    assert_eq!(
+        (
+            timed[0].request_id.as_str(),
+            timed[0].response_code.as_str()
+        ),
+        (imm.as_str(), "E21")
+    );
+    assert!(w.party.expire_unanswered(now).await.unwrap().is_empty());
+
+    for (id, code) in [(&imm, "E21"), (&fd_id, "E30")] {
+        assert_eq!(
+            store.request(id).await.unwrap().unwrap().state,
+            RequestState::Failed
+        );
+        let out = w.outbound().await;
+        let msg = out
+            .iter()
+            .find(|m| m.kind == "device_timeout" && m.request_id.as_deref() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("no timeout response for {id}: {out:?}"));
+        assert_eq!(msg.recipient, demo::SUPPLIER_B.to_string());
+        let xml = assert_dsp_signed(&w.pki, &msg.body);
+        assert!(has(&xml, "ResponseCode", code), "{xml}");
+        assert!(xml.contains("<sr:ResponseID>"), "{xml}");
+    }
+
+    // The device's answer, arriving after all: not answered twice.
+    let (_, bytes) = &late[0];
+    let e = w.party.on_device_message(bytes, now).await.unwrap_err();
+    assert!(
+        matches!(e, ecos_party::PartyError::AlreadyAnswered(ref id) if *id == imm),
+        "{e}"
+    );
+    let audit = store.verify_audit_chain().await.unwrap();
+    assert!(audit.first_broken.is_none());
+}

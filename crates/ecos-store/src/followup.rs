@@ -79,6 +79,33 @@ impl Store {
         rows.into_iter().map(req_from_tuple).collect()
     }
 
+    /// Requester-originated requests whose command left for the device
+    /// (`dispatched`) and that the device has not answered in time, oldest
+    /// first, at most `limit`: immediate requests and cancellations last
+    /// moved before `sent_before`, future-dated ones whose execution time is
+    /// before `executed_before` (their outcome comes in the 0x00CB alert).
+    pub async fn unanswered_requests(
+        &self,
+        sent_before: Timestamp,
+        executed_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>> {
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM requests WHERE state = $1 AND request_xml IS NOT NULL \
+             AND ((kind <> $2 AND updated_at < $3) OR (kind = $2 AND execution_time < $4)) \
+             ORDER BY updated_at, request_id LIMIT $5"
+        );
+        let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(RequestState::Dispatched.as_str())
+            .bind(RequestKind::FutureDated.as_str())
+            .bind(ts_to_micros(sent_before))
+            .bind(ts_to_micros(executed_before))
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(req_from_tuple).collect()
+    }
+
     /// The service users trading under `mpid` (an MPID or gas short code), by EUI.
     pub async fn service_users_by_mpid(&self, mpid: &str) -> Result<Vec<ServiceUser>> {
         // MPIDs are `A-Z0-9` (no LIKE wildcards); the list is space-separated.

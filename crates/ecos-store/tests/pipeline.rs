@@ -444,10 +444,86 @@ async fn outbound_queue(s: Store) {
     assert_eq!(s.fetch_outbound_since(0, 1, false).await.unwrap().len(), 1);
 }
 
+/// Dispatched requests the device has not answered: immediate ones by when
+/// they last moved, future-dated ones by their execution time; other
+/// states and party-originated requests (no XML) are not listed.
+async fn unanswered(s: Store) {
+    let dispatch = |id: &'static str, kind, exec: Option<&'static str>, xml: bool| {
+        let s = s.clone();
+        async move {
+            let mut r = req(id, kind, exec);
+            if !xml {
+                r.request_xml = None;
+            }
+            s.insert_request(&r).await.unwrap();
+            s.transition_request(
+                id,
+                &[RequestState::Received],
+                RequestUpdate::to(RequestState::Dispatched),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    dispatch("imm", RequestKind::Immediate, None, true).await;
+    dispatch("can", RequestKind::Cancellation, None, true).await;
+    dispatch("party-can", RequestKind::Cancellation, None, false).await;
+    dispatch(
+        "fd-soon",
+        RequestKind::FutureDated,
+        Some("2030-01-01T00:00:00Z"),
+        true,
+    )
+    .await;
+    dispatch(
+        "fd-late",
+        RequestKind::FutureDated,
+        Some("2031-01-01T00:00:00Z"),
+        true,
+    )
+    .await;
+    s.insert_request(&req("received", RequestKind::Immediate, None))
+        .await
+        .unwrap();
+    let ids = |v: Vec<ecos_store::StoredRequest>| {
+        let mut v: Vec<String> = v.into_iter().map(|r| r.request_id).collect();
+        v.sort();
+        v
+    };
+    let past: jiff::Timestamp = "2001-01-01T00:00:00Z".parse().unwrap();
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    let fd_cut: jiff::Timestamp = "2030-06-01T00:00:00Z".parse().unwrap();
+    assert!(
+        s.unanswered_requests(past, past, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(s.unanswered_requests(past, fd_cut, 10).await.unwrap()),
+        ["fd-soon"]
+    );
+    assert_eq!(
+        ids(s.unanswered_requests(later, past, 10).await.unwrap()),
+        ["can", "imm"]
+    );
+    assert_eq!(
+        s.unanswered_requests(later, fd_cut, 2).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        ids(s.unanswered_requests(later, fd_cut, 10).await.unwrap()),
+        ["can", "fd-soon", "imm"]
+    );
+}
+
 suite!(
     request_counters,
     gbcs_counters,
     request_lifecycle,
     audit_chain,
     outbound_queue,
+    unanswered,
 );

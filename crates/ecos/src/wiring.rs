@@ -141,6 +141,28 @@ pub fn spawn_revalidation_on_import(
     })
 }
 
+/// How often the service looks for commands their devices did not answer.
+pub const DEVICE_TIMEOUT_POLL: Duration = Duration::from_secs(30);
+
+/// Every `every`, fail the requests whose device answer is overdue
+/// (`device_timeouts` in the party configuration) and queue their
+/// requesters' E21/E30 responses.
+pub fn spawn_device_timeouts(party: Arc<Party>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match party.expire_unanswered(Timestamp::now()).await {
+                Ok(t) if !t.is_empty() => tracing::warn!(
+                    requests = t.len(),
+                    "commands without a device answer in time: requesters told"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("looking for unanswered commands: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// Move DUIS responses the party queued in the store to the service's
 /// delivery queue (POST to endpoints and polling), oldest first.
 pub fn spawn_outbound_bridge(

@@ -144,6 +144,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     party.clone(),
                     crate::wiring::REVALIDATION_POLL,
                 ));
+                background.push(crate::wiring::spawn_device_timeouts(
+                    party.clone(),
+                    crate::wiring::DEVICE_TIMEOUT_POLL,
+                ));
                 if let Some(rx) = receiver {
                     background.push(crate::wiring::spawn_device_receiver(party.clone(), rx));
                 }
