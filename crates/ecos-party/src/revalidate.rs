@@ -20,7 +20,12 @@
 //!    (it was dispatched, or handed to the requester for local delivery); a request
 //!    whose command never left is cancelled in the store only.
 //!
-//! Everything is recorded before anything is sent, as on the request path.
+//! Everything is recorded before anything is sent, as on the request path. A
+//! cancellation that could not be sent (no transport, a WAN error) stays
+//! `accepted`; [`Party::resend_unsent_cancellations`] sends it later, while the
+//! cancelled request's execution date-time is still ahead (after it, the
+//! device has acted on the command or dropped it, and the cancellation is
+//! failed and audited for an operator).
 
 use ecos_duis::{
     CosRequest, DccAlert, DccAlertBody, DccAlertCode, DuisRequest, EcosAlert, Execution, RequestId,
@@ -52,7 +57,9 @@ pub enum DeviceCancellation {
         /// Its GBCS counter.
         counter: u64,
     },
-    /// The cancellation was built and stored but could not be sent.
+    /// The cancellation was built and stored but could not be sent; it
+    /// stays `accepted` and [`Party::resend_unsent_cancellations`] sends it
+    /// later.
     NotSent {
         /// Its RequestID (party-originated).
         request_id: String,
@@ -344,19 +351,11 @@ impl Party {
                             counter,
                         }
                     }
-                    Err(e) => {
-                        state::set_request_state(
-                            self.store(),
-                            &cancel_id,
-                            RequestState::Failed,
-                            at,
-                        )
-                        .await?;
-                        DeviceCancellation::NotSent {
-                            request_id: cancel_id,
-                            detail: e,
-                        }
-                    }
+                    // Left `accepted`: `resend_unsent_cancellations` tries again.
+                    Err(e) => DeviceCancellation::NotSent {
+                        request_id: cancel_id,
+                        detail: e,
+                    },
                 },
                 None => DeviceCancellation::NotSent {
                     request_id: cancel_id,
@@ -374,6 +373,90 @@ impl Party {
             on_device,
             alert,
         }))
+    }
+
+    /// Send the re-validation cancellations that could not be sent when
+    /// they were made (see [`DeviceCancellation::NotSent`]). One whose
+    /// cancelled request's execution date-time has passed is failed instead
+    /// (too late to cancel; audited as `cancellation_too_late`). Returns the
+    /// RequestIDs sent.
+    pub async fn resend_unsent_cancellations(
+        &self,
+        at: Timestamp,
+    ) -> Result<Vec<String>, PartyError> {
+        let st = |e: ecos_store::StoreError| PartyError::Store(e.to_string());
+        let Some(t) = self.transport() else {
+            return Ok(Vec::new());
+        };
+        let mut sent = Vec::new();
+        for c in self
+            .store()
+            .unsent_party_cancellations(100)
+            .await
+            .map_err(st)?
+        {
+            let of = c
+                .decision_reason
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+                .and_then(|v| v["revalidation_of"].as_str().map(str::to_owned));
+            let execution = match &of {
+                Some(id) => self
+                    .store()
+                    .request(id)
+                    .await
+                    .map_err(st)?
+                    .and_then(|r| r.execution_time),
+                None => None,
+            };
+            if execution.is_some_and(|e| e <= at) {
+                state::set_request_state(self.store(), &c.request_id, RequestState::Failed, at)
+                    .await?;
+                state::audit(
+                    self.store(),
+                    at,
+                    "ecos-party",
+                    "cancellation_too_late",
+                    &c.request_id,
+                    &serde_json::json!({
+                        "device": c.device.to_string(),
+                        "revalidation_of": of,
+                        "execution": execution.map(|e| e.to_string()),
+                        "message": "the cancelled request's execution date-time passed before its cancellation could be sent: check the device",
+                    })
+                    .to_string(),
+                )
+                .await?;
+                tracing::error!(request = %c.request_id, device = %c.device, "re-validation cancellation never reached the device before the execution date-time");
+                continue;
+            }
+            let Some(bytes) = c.command.clone() else {
+                continue;
+            };
+            match t.send(c.device, bytes).await {
+                Ok(()) => {
+                    state::mark_dispatched(self.store(), &c.request_id, at).await?;
+                    state::audit(
+                        self.store(),
+                        at,
+                        "ecos-party",
+                        "cancellation_resent",
+                        &c.request_id,
+                        &serde_json::json!({
+                            "device": c.device.to_string(),
+                            "revalidation_of": of,
+                        })
+                        .to_string(),
+                    )
+                    .await?;
+                    sent.push(c.request_id);
+                }
+                Err(e) => {
+                    tracing::warn!(request = %c.request_id, device = %c.device, "re-validation cancellation still not sent: {e}");
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// Build the cancellation command for a pending request and record it

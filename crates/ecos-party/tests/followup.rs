@@ -843,3 +843,120 @@ async fn unanswered_commands_time_out_with_e21_and_e30() {
     let audit = store.verify_audit_chain().await.unwrap();
     assert!(audit.first_broken.is_none());
 }
+
+/// A re-validation cancellation that could not be sent (here the party
+/// running the re-validation has no device transport) stays `accepted`;
+/// the resend sweep sends it while the cancelled request's execution is
+/// still ahead (the device drops its pending command and its
+/// `commandAccepted` completes the cancellation), and fails it, audited,
+/// once that execution has passed.
+#[tokio::test]
+async fn unsent_revalidation_cancellations_are_sent_later() {
+    let w = world(PartyConfig::default()).await;
+    let esme = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::ESME_TCOS,
+            1,
+            demo::MPAN_1,
+            "2026-08-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    let gsme = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            2,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    w.deliver_responses(at()).await;
+    assert!(w.pending_on_device(demo::ESME_TCOS) && w.pending_on_device(demo::GSME_TCOS));
+
+    // The inventory moves both meters to other MPxNs; a party without a
+    // transport re-validates.
+    w.party
+        .store()
+        .import_inventory(
+            format!(
+                "device_eui,mpxn\n{},2000000000015\n{},3000000015\n",
+                demo::ESME_TCOS,
+                demo::GSME_TCOS
+            )
+            .as_bytes(),
+            &ImportOptions::new("inv-move", ImportMode::Update),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    let offline = demo::party(&w.pki, w.party.store().clone(), PartyConfig::default()).unwrap();
+    let r = offline.revalidate_pending_future_dated(at()).await.unwrap();
+    assert_eq!(r.cancelled.len(), 2, "{r:?}");
+    let mut cancel_ids = std::collections::HashMap::new();
+    for c in &r.cancelled {
+        let DeviceCancellation::NotSent { request_id, .. } = &c.on_device else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            w.party
+                .store()
+                .request(request_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            RequestState::Accepted,
+            "kept for a later send"
+        );
+        cancel_ids.insert(c.request_id.clone(), request_id.clone());
+    }
+    let sent_before = w.link.sent.lock().unwrap().len();
+
+    // Between the two executions: the ESME's is sent, the GSME's is too late.
+    let mid: Timestamp = "2026-07-15T00:00:00Z".parse().unwrap();
+    let sent = w.party.resend_unsent_cancellations(mid).await.unwrap();
+    assert_eq!(sent, vec![cancel_ids[&esme].clone()]);
+    assert_eq!(w.link.sent.lock().unwrap().len(), sent_before + 1);
+    let store = w.party.store();
+    assert_eq!(
+        store
+            .request(&cancel_ids[&gsme])
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        RequestState::Failed
+    );
+    w.deliver_responses(mid).await;
+    assert_eq!(
+        store
+            .request(&cancel_ids[&esme])
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        RequestState::Completed,
+        "the device's commandAccepted completes it"
+    );
+    assert!(
+        !w.pending_on_device(demo::ESME_TCOS),
+        "dropped on the device"
+    );
+    assert!(
+        w.party
+            .resend_unsent_cancellations(mid)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left to send"
+    );
+    let audit = store.verify_audit_chain().await.unwrap();
+    assert!(audit.first_broken.is_none());
+}

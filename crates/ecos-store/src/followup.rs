@@ -106,6 +106,24 @@ impl Store {
         rows.into_iter().map(req_from_tuple).collect()
     }
 
+    /// Party-originated cancellations (re-validation; no request XML) whose
+    /// command was built and recorded but never left (`accepted`), oldest
+    /// first, at most `limit`.
+    pub async fn unsent_party_cancellations(&self, limit: u32) -> Result<Vec<StoredRequest>> {
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM requests WHERE kind = $1 AND state = $2 \
+             AND request_xml IS NULL AND command IS NOT NULL \
+             ORDER BY created_at, request_id LIMIT $3"
+        );
+        let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(RequestKind::Cancellation.as_str())
+            .bind(RequestState::Accepted.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(req_from_tuple).collect()
+    }
+
     /// The service users trading under `mpid` (an MPID or gas short code), by EUI.
     pub async fn service_users_by_mpid(&self, mpid: &str) -> Result<Vec<ServiceUser>> {
         // MPIDs are `A-Z0-9` (no LIKE wildcards); the list is space-separated.

@@ -517,6 +517,21 @@ async fn unanswered(s: Store) {
         ids(s.unanswered_requests(later, fd_cut, 10).await.unwrap()),
         ["can", "fd-soon", "imm"]
     );
+
+    // Party-originated cancellations built but never sent.
+    assert!(s.unsent_party_cancellations(10).await.unwrap().is_empty());
+    let mut r = req("party-unsent", RequestKind::Cancellation, None);
+    r.request_xml = None;
+    s.insert_request(&r).await.unwrap();
+    let mut up = RequestUpdate::to(RequestState::Accepted);
+    up.command = Some(vec![0xDF, 0x09]);
+    s.transition_request("party-unsent", &[RequestState::Received], up)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s.unsent_party_cancellations(10).await.unwrap()),
+        ["party-unsent"]
+    );
 }
 
 suite!(

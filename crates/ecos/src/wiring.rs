@@ -146,7 +146,8 @@ pub const DEVICE_TIMEOUT_POLL: Duration = Duration::from_secs(30);
 
 /// Every `every`, fail the requests whose device answer is overdue
 /// (`device_timeouts` in the party configuration) and queue their
-/// requesters' E21/E30 responses.
+/// requesters' E21/E30 responses; and send the re-validation cancellations
+/// that could not be sent when they were made.
 pub fn spawn_device_timeouts(party: Arc<Party>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -157,6 +158,14 @@ pub fn spawn_device_timeouts(party: Arc<Party>, every: Duration) -> tokio::task:
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("looking for unanswered commands: {e}"),
+            }
+            match party.resend_unsent_cancellations(Timestamp::now()).await {
+                Ok(s) if !s.is_empty() => tracing::info!(
+                    cancellations = s.len(),
+                    "re-validation cancellations sent that could not be sent before"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("re-sending re-validation cancellations: {e}"),
             }
             tokio::time::sleep(every).await;
         }
