@@ -6,7 +6,7 @@
 //! every check (verify, read, signer path from the cache, the request
 //! context and the registration look-ups on SQLite); the request context
 //! read alone; command build + sign + self-check + MAC (the device's MAC
-//! secret cached); the durable writes (GBCS counter, acceptance committed
+//! secret cached, the signature verified as `command_signature_check_every` samples it); the durable writes (GBCS counter, acceptance committed
 //! whole); and the whole `Party::process`.
 //!
 //! After criterion's own runs, an interleaved report times every stage and
@@ -28,7 +28,7 @@ use aws_lc_rs::signature::{
     UnparsedPublicKey,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use ecos_party::command::MacSecrets;
+use ecos_party::command::{MacSecrets, SignatureChecks};
 use ecos_party::demo::{self, RequestSpec};
 use ecos_party::{Party, PartyConfig};
 use ecos_smki::Eui64;
@@ -133,6 +133,7 @@ fn bench(c: &mut Criterion) {
         demo::load(&s, &pki).await.unwrap();
         s
     });
+    let checks = SignatureChecks::new(config.command_signature_check_every);
     let party: Party = demo::party(&pki, store.clone(), config).unwrap();
     // Checked (never stored) with a RequestID counter above every one the
     // whole-process runs accept, so that it passes the replay check throughout.
@@ -178,7 +179,7 @@ fn bench(c: &mut Criterion) {
         counter += 1;
         black_box(
             ecos_party::command::build_supplier_by_trans_cos_cached(
-                &accepted, &keys, &secrets, counter,
+                &accepted, &keys, &secrets, &checks, counter,
             )
             .unwrap(),
         );
@@ -263,7 +264,7 @@ fn bench(c: &mut Criterion) {
         "XML verify + read",
         "all checks (SQLite)",
         "request context read",
-        "build + sign + self-check + MAC",
+        "build + sign + self-check (sampled) + MAC",
         "durable writes (counter, acceptance)",
         "whole Party::process (durable)",
     ]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ecos_duis::{CosRequest, DuisRequest, Execution, RequestHeader};
 use ecos_smki::{Certificate, Eui64, KeyUsage, MpidRules, Mpids, Role};
 use ecos_store::{
-    CosCredential, Device, DeviceType, Fuel, MigrationState, Mpxn, RequestContext, Store,
+    CheckContext, CosCredential, Device, DeviceType, Fuel, MigrationState, Mpxn, Store,
 };
 use ecos_xmldsig::{DsigError, VerifyOptions};
 use jiff::{Timestamp, ToSpan};
@@ -72,18 +72,21 @@ pub struct PendingFd {
     pub originator: Eui64,
 }
 
-/// State the checks read beyond registration data and inventory.
+/// What the checks read from the store.
 pub trait CheckState {
-    /// What the store says about a request with `request_id` from
-    /// `originator` to `device`: an earlier request with that RequestID,
-    /// the last RequestID counter accepted from the originator, the device's
-    /// pending future-dated 6.23 and its migration state, read in one go.
+    /// What the store says for a request with `request_id` from
+    /// `originator` to `device` naming `mpxn`: the requester's service-user
+    /// record, the device, the MPxN's registration history, an earlier
+    /// request with that RequestID, the last RequestID counter accepted
+    /// from the originator, the device's pending future-dated 6.23 and its
+    /// migration state, read in one go.
     fn context(
         &self,
         originator: Eui64,
         request_id: &str,
         device: Eui64,
-    ) -> impl std::future::Future<Output = Result<RequestContext, String>> + Send;
+        mpxn: Option<&Mpxn>,
+    ) -> impl std::future::Future<Output = Result<CheckContext, String>> + Send;
 }
 
 /// Everything the checks consult.
@@ -181,13 +184,29 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         // 2. The signer.
         check_signer(&signer, rid.originator, self.smki, at).map_err(&refuse)?;
 
-        // 3. The requester.
-        let user = self
-            .store
-            .service_user(rid.originator)
+        // What the store holds for the checks below, read once (the MPxN is
+        // parsed here, and refused at check 6 if it does not parse).
+        let body = &request.body;
+        let parsed_mpxn = self.store.parse_mpxn(&body.import_mpxn);
+        let request_id = rid.to_string();
+        let CheckContext {
+            service_user,
+            device,
+            registrations: history,
+            request: ctx,
+        } = self
+            .state
+            .context(
+                rid.originator,
+                &request_id,
+                rid.target,
+                parsed_mpxn.as_ref().ok(),
+            )
             .await
             .map_err(|e| refuse(internal(e)))?;
-        check_requester(rid.originator, user.as_ref()).map_err(&refuse)?;
+
+        // 3. The requester.
+        check_requester(rid.originator, service_user.as_ref()).map_err(&refuse)?;
         let cv = request.header.command_variant.get();
         if !self.config.allowed_command_variants.contains(&cv) {
             return Err(refuse(Reason::CommandVariant {
@@ -195,14 +214,6 @@ impl<S: CheckState + Sync> Checker<'_, S> {
                 allowed: self.config.allowed_command_variants.clone(),
             }));
         }
-
-        // The store's state for the checks below, read once.
-        let request_id = rid.to_string();
-        let ctx = self
-            .state
-            .context(rid.originator, &request_id, rid.target)
-            .await
-            .map_err(|e| refuse(internal(e)))?;
 
         // 4. Replay: a RequestID is used once, and its counter rises.
         if let Some(earlier_state) = ctx.request_state {
@@ -222,32 +233,21 @@ impl<S: CheckState + Sync> Checker<'_, S> {
         }
 
         // 5. The device.
-        let device = self
-            .store
-            .device(rid.target)
-            .await
-            .map_err(|e| refuse(internal(e)))?
-            .ok_or_else(|| {
-                refuse(Reason::DeviceUnknown {
-                    device: rid.target.to_string(),
-                })
-            })?;
+        let device = device.ok_or_else(|| {
+            refuse(Reason::DeviceUnknown {
+                device: rid.target.to_string(),
+            })
+        })?;
         let fuel = check_device(&device, self.config).map_err(&refuse)?;
 
         // 6. MPxN.
-        let body = &request.body;
-        let mpxn = self.store.parse_mpxn(&body.import_mpxn).map_err(|e| {
+        let mpxn = parsed_mpxn.map_err(|e| {
             refuse(Reason::MpxnInvalid {
                 requested: body.import_mpxn.clone(),
                 detail: e.to_string(),
             })
         })?;
         check_mpxn_is_devices(&body.import_mpxn, &mpxn, &device).map_err(&refuse)?;
-        let history = self
-            .store
-            .registration_history(&mpxn)
-            .await
-            .map_err(|e| refuse(internal(e)))?;
         if history.is_empty() {
             return Err(refuse(Reason::MpxnNotRegistered {
                 mpxn: mpxn.as_str().to_string(),

@@ -129,6 +129,11 @@ pub struct PartyConfig {
     pub dcc_alerts: DccAlertConfig,
     /// When an unanswered command is reported to its requester.
     pub device_timeouts: DeviceTimeouts,
+    /// The command self-check re-parses every signed command and compares
+    /// it with what was built; it verifies the signature (with the
+    /// certificate of the key used) of the first command each CoS key signs
+    /// and then of one in this many (1: every command). At least 1.
+    pub command_signature_check_every: u64,
 }
 
 impl Default for PartyConfig {
@@ -149,6 +154,7 @@ impl Default for PartyConfig {
             on_migration_in_flight: OnMigrationInFlight::Reject,
             dcc_alerts: DccAlertConfig::default(),
             device_timeouts: DeviceTimeouts::default(),
+            command_signature_check_every: 100,
         }
     }
 }
@@ -184,6 +190,9 @@ impl PartyConfig {
         }
         if a.fd_revalidation_ecos_alert_code.trim().is_empty() {
             return Err("dcc_alerts.fd_revalidation_ecos_alert_code: empty".into());
+        }
+        if self.command_signature_check_every == 0 {
+            return Err("command_signature_check_every: 0; use 1 to verify every command".into());
         }
         for cv in &self.allowed_command_variants {
             if !(1..=9).contains(cv) {

@@ -486,6 +486,7 @@ impl Party {
             cos,
             self.keys(),
             self.mac_secrets(),
+            self.signature_checks(),
             counter,
         )?;
         let party = crate::command::cos_key(self.keys(), cos)

@@ -12,7 +12,9 @@ use jiff::Timestamp;
 
 use crate::api::{BoxFuture, ServiceRequestHandler, SyncAnswer};
 use crate::check::{Accepted, CheckState, Checker, Refused};
-use crate::command::{BuiltCommand, MacSecrets, build_supplier_by_trans_cos_cached};
+use crate::command::{
+    BuiltCommand, MacSecrets, SignatureChecks, build_supplier_by_trans_cos_cached,
+};
 use crate::config::PartyConfig;
 use crate::device::{DeviceReport, verify_device_message};
 use crate::keys::PartyKeys;
@@ -91,6 +93,7 @@ pub struct Party {
     store: Store,
     keys: PartyKeys,
     mac_secrets: MacSecrets,
+    signature_checks: SignatureChecks,
     transport: Option<Arc<dyn DeviceTransport>>,
 }
 
@@ -108,9 +111,10 @@ impl CheckState for StoreState<'_> {
         originator: Eui64,
         request_id: &str,
         device: Eui64,
-    ) -> Result<ecos_store::RequestContext, String> {
+        mpxn: Option<&ecos_store::Mpxn>,
+    ) -> Result<ecos_store::CheckContext, String> {
         self.0
-            .request_context(originator, request_id, device)
+            .check_context(originator, request_id, device, mpxn)
             .await
             .map_err(|e| e.to_string())
     }
@@ -126,6 +130,7 @@ impl Party {
         keys: PartyKeys,
     ) -> Self {
         Party {
+            signature_checks: SignatureChecks::new(config.command_signature_check_every),
             config,
             mpid_rules,
             verify: VerifyOptions::default(),
@@ -167,6 +172,12 @@ impl Party {
     /// Hits and misses of the devices' MAC secret cache.
     pub fn mac_secret_stats(&self) -> ecos_smki::CacheStats {
         self.mac_secrets.stats()
+    }
+
+    /// Commands signed, and of them the ones whose signature the self-check
+    /// verified (`command_signature_check_every`).
+    pub fn signature_check_stats(&self) -> (u64, u64) {
+        self.signature_checks.stats()
     }
 
     /// Run every check without storing or sending anything (`ecos check`).
@@ -281,27 +292,20 @@ impl Party {
     ) -> Result<Result<(SyncAnswer, Outcome), Refused>, PartyError> {
         let header = acc.request.header.clone();
         let rid = header.request_id;
-        if let Some(earlier) = self
-            .store
-            .request_state(&rid.to_string())
-            .await
-            .map_err(|e| PartyError::Store(e.to_string()))?
-        {
-            // A concurrent request with the same RequestID got there first.
-            return Ok(Err(Refused {
-                header: Some(header.clone()),
-                reason: Reason::RequestIdReused {
-                    request_id: rid.to_string(),
-                    earlier_state: earlier.to_string(),
-                },
-            }));
-        }
-        // The GBCS counter is reserved on its own (a counter left unused by a
-        // crash or a lost race is skipped, never reissued); everything else
-        // that makes the decision is committed in one transaction below.
+        // The checks found no request with this RequestID; one stored since
+        // by a concurrent request makes the commit below a `Duplicate`. The
+        // GBCS counter is reserved on its own, from a durably reserved block
+        // (a counter left unused by a crash or a lost race is skipped, never
+        // reissued); everything else that makes the decision is committed
+        // in one transaction below.
         let counter = state::reserve_counter(&self.store, self.config.counter_floor).await?;
-        let command =
-            build_supplier_by_trans_cos_cached(&acc, &self.keys, &self.mac_secrets, counter)?;
+        let command = build_supplier_by_trans_cos_cached(
+            &acc,
+            &self.keys,
+            &self.mac_secrets,
+            &self.signature_checks,
+            counter,
+        )?;
         let record = RequestRecord {
             request_id: rid.to_string(),
             originator: rid.originator,
@@ -341,11 +345,18 @@ impl Party {
         match committed {
             ecos_store::AcceptanceCommit::Committed => {}
             ecos_store::AcceptanceCommit::Duplicate => {
+                // A concurrent request with the same RequestID got there first.
+                let earlier = self
+                    .store
+                    .request_state(&record.request_id)
+                    .await
+                    .map_err(|e| PartyError::Store(e.to_string()))?;
                 return Ok(Err(Refused {
                     header: Some(acc.request.header.clone()),
                     reason: Reason::RequestIdReused {
                         request_id: record.request_id,
-                        earlier_state: "being processed".into(),
+                        earlier_state: earlier
+                            .map_or_else(|| "being processed".into(), |s| s.to_string()),
                     },
                 }));
             }
@@ -604,6 +615,9 @@ impl Party {
     }
     pub(crate) fn mac_secrets(&self) -> &MacSecrets {
         &self.mac_secrets
+    }
+    pub(crate) fn signature_checks(&self) -> &SignatureChecks {
+        &self.signature_checks
     }
     pub(crate) fn transport(&self) -> Option<&Arc<dyn DeviceTransport>> {
         self.transport.as_ref()

@@ -687,3 +687,57 @@ async fn a_write_failing_after_the_commit_still_answers_i99() {
     let stored = w.party.store().request(&rid).await.unwrap().unwrap();
     assert_eq!(stored.state, RequestState::Accepted);
 }
+
+/// A CoS key that does not match its certificate is caught by the command
+/// self-check on its first command, and then on every sampled one
+/// (`command_signature_check_every`); nothing is sent or stored for a
+/// command that fails it. With 1, every command is caught.
+#[tokio::test]
+async fn a_mis_signing_cos_key_is_caught_by_the_self_check() {
+    for every in [3u64, 1] {
+        let pki = pki();
+        let dir = tempfile::tempdir().unwrap();
+        let config = PartyConfig {
+            command_signature_check_every: every,
+            ..PartyConfig::default()
+        };
+        let store = common::open_store(dir.path(), config.counter_floor).await;
+        demo::load(&store, &pki).await.unwrap();
+        let mut keys = demo::keys(&pki).unwrap();
+        // The TCoS certificate with the ECoS key behind it.
+        keys.tcos.signer = keys.ecos.signer.clone();
+        let sent = Arc::new(Recorder::default());
+        let party = Party::new(
+            config,
+            ecos_smki::MpidRules::default(),
+            demo::registry(&pki),
+            store.clone(),
+            keys,
+        )
+        .with_transport(sent.clone());
+        let mut caught = Vec::new();
+        for i in 0..7u64 {
+            let body = b_to(demo::ESME_TCOS, i + 1, demo::MPAN_1)
+                .signed(&pki)
+                .unwrap();
+            let rid = ecos_duis::read_request_header(&body, &ecos_duis::Limits::default())
+                .unwrap()
+                .request_id
+                .to_string();
+            match party.process(&body, at()).await {
+                Err(ecos_party::PartyError::Command(
+                    ecos_party::command::CommandError::SelfCheck(_),
+                )) => {
+                    assert!(store.request(&rid).await.unwrap().is_none(), "stored");
+                    caught.push(i);
+                }
+                Ok((_, Outcome::Accepted { .. })) => {}
+                other => panic!("request {i}: {other:?}"),
+            }
+        }
+        let want: Vec<u64> = (0..7).filter(|i| i % every == 0).collect();
+        assert_eq!(caught, want, "every {every}");
+        assert_eq!(party.signature_check_stats(), (7, want.len() as u64));
+        assert_eq!(sent.0.lock().unwrap().len(), 7 - want.len());
+    }
+}

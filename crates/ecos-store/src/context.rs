@@ -19,11 +19,13 @@ use rusqlite::OptionalExtension;
 use crate::decide::{Acceptance, AcceptanceCommit};
 use crate::error::Result;
 use crate::migration::MigrationState;
+use crate::model::{Device, Registration, ServiceUser};
+use crate::mpxn::Mpxn;
 use crate::pipeline::{
     RequestKind, RequestState, canonical, chain_hash, hash32, ordered_i64_to_u64,
     u64_to_ordered_i64,
 };
-use crate::store::{Store, corrupt, ts_to_micros};
+use crate::store::{ServiceUserTuple, Store, corrupt, ts_to_micros};
 
 /// The pending future-dated request of a device, as the checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,21 @@ pub struct PendingRequest {
     pub request_id: String,
     /// Its originator.
     pub originator: Eui64,
+}
+
+/// Everything the 6.23 checks read from the store for one request
+/// ([`Store::check_context`]).
+#[derive(Debug, Clone)]
+pub struct CheckContext {
+    /// The requester's service-user record.
+    pub service_user: Option<ServiceUser>,
+    /// The target device.
+    pub device: Option<Device>,
+    /// The registration history of the requested MPxN, oldest first (empty
+    /// when it was not asked for or has none).
+    pub registrations: Vec<Registration>,
+    /// The request's context.
+    pub request: RequestContext,
 }
 
 /// What the checks need to know about one request, read at one instant.
@@ -92,27 +109,9 @@ impl Store {
         let raw: Raw = if let Some(direct) = self.open_direct() {
             direct.read(|c| {
                 let tx = c.unchecked_transaction()?;
-                let state = tx
-                    .prepare_cached(SQL_STATE)?
-                    .query_row([request_id], |r| r.get(0))
-                    .optional()?;
-                let counter = tx
-                    .prepare_cached(SQL_COUNTER)?
-                    .query_row([&org], |r| r.get(0))
-                    .optional()?;
-                let [kind, s1, s2, s3] = pending_args;
-                let pending = tx
-                    .prepare_cached(SQL_PENDING)?
-                    .query_row([dev.as_str(), kind, s1, s2, s3], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                let migration = tx
-                    .prepare_cached(SQL_MIGRATION)?
-                    .query_row([&dev], |r| r.get(0))
-                    .optional()?;
+                let raw = read_raw(&tx, request_id, &org, &dev)?;
                 tx.commit()?;
-                Ok((state, counter, pending, migration))
+                Ok(raw)
             })?
         } else {
             crate::store::on_pool!(self, |p| {
@@ -136,28 +135,63 @@ impl Store {
                 (state, counter, pending, migration)
             })
         };
-        let (state, counter, pending, migration) = raw;
-        Ok(RequestContext {
-            request_state: state
-                .map(|s| s.parse().map_err(|_| corrupt("requests", "state", &s)))
-                .transpose()?,
-            last_request_counter: counter.map(ordered_i64_to_u64),
-            pending_future_dated: pending
-                .map(|(request_id, o)| {
-                    Ok::<_, crate::StoreError>(PendingRequest {
-                        originator: o
-                            .parse()
-                            .map_err(|_| corrupt("requests", "originator", &o))?,
-                        request_id,
-                    })
+        context_from_raw(raw)
+    }
+
+    /// What the 6.23 checks read from the store about one request: the
+    /// requester's service-user record, the target device, the
+    /// registration history of `mpxn` (when given) and the
+    /// [`Store::request_context`]. On SQLite one read transaction on a
+    /// direct connection (one snapshot); on PostgreSQL the single reads.
+    pub async fn check_context(
+        &self,
+        originator: Eui64,
+        request_id: &str,
+        device: Eui64,
+        mpxn: Option<&Mpxn>,
+    ) -> Result<CheckContext> {
+        let Some(direct) = self.open_direct() else {
+            return Ok(CheckContext {
+                service_user: self.service_user(originator).await?,
+                device: self.device(device).await?,
+                registrations: match mpxn {
+                    Some(m) => self.registration_history(m).await?,
+                    None => Vec::new(),
+                },
+                request: self.request_context(originator, request_id, device).await?,
+            });
+        };
+        let (org, dev) = (originator.to_compact(), device.to_compact());
+        let (user, device_row, regs, raw) = direct.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let user: Option<ServiceUserTuple> = tx
+                .prepare_cached(crate::store::SQL_SERVICE_USER)?
+                .query_row([&org], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
+                .optional()?;
+            let device_row = tx
+                .prepare_cached(SQL_DEVICE)?
+                .query_row([&dev], crate::store::dev_row)
+                .optional()?;
+            let regs = match mpxn {
+                Some(m) => crate::direct::history(&tx, m.as_str())?,
+                None => Vec::new(),
+            };
+            let raw = read_raw(&tx, request_id, &org, &dev)?;
+            tx.commit()?;
+            Ok((user, device_row, regs, raw))
+        })?;
+        Ok(CheckContext {
+            service_user: user
+                .map(crate::store::service_user_from_tuple)
                 .transpose()?,
-            migration_state: migration
-                .map(|s| {
-                    s.parse()
-                        .map_err(|_| corrupt("migration_devices", "state", &s))
-                })
-                .transpose()?,
+            device: device_row.map(crate::store::dev_from_tuple).transpose()?,
+            registrations: regs
+                .into_iter()
+                .map(crate::store::reg_from_tuple)
+                .collect::<Result<_>>()?,
+            request: context_from_raw(raw)?,
         })
     }
 
@@ -181,6 +215,83 @@ impl Store {
             .transpose()
     }
 }
+
+/// The device row by EUI, with [`Store::device`]'s columns (`DEV_COLS`,
+/// read by `dev_row`; a test holds them equal).
+const SQL_DEVICE: &str = "SELECT eui, device_type, status, mpxn, cos_credential, ka_cert, \
+     ds_cert, comms_hub_eui, csp_region, firmware_version, last_contact FROM devices WHERE eui = $1";
+
+/// The four request-context reads, in `tx`.
+fn read_raw(
+    tx: &rusqlite::Transaction<'_>,
+    request_id: &str,
+    org: &str,
+    dev: &str,
+) -> rusqlite::Result<Raw> {
+    let state = tx
+        .prepare_cached(SQL_STATE)?
+        .query_row([request_id], |r| r.get(0))
+        .optional()?;
+    let counter = tx
+        .prepare_cached(SQL_COUNTER)?
+        .query_row([org], |r| r.get(0))
+        .optional()?;
+    let pending = tx
+        .prepare_cached(SQL_PENDING)?
+        .query_row(
+            [
+                dev,
+                RequestKind::FutureDated.as_str(),
+                RequestState::Received.as_str(),
+                RequestState::Accepted.as_str(),
+                RequestState::Dispatched.as_str(),
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let migration = tx
+        .prepare_cached(SQL_MIGRATION)?
+        .query_row([dev], |r| r.get(0))
+        .optional()?;
+    Ok((state, counter, pending, migration))
+}
+
+fn context_from_raw(raw: Raw) -> Result<RequestContext> {
+    let (state, counter, pending, migration) = raw;
+    Ok(RequestContext {
+        request_state: state
+            .map(|s| s.parse().map_err(|_| corrupt("requests", "state", &s)))
+            .transpose()?,
+        last_request_counter: counter.map(ordered_i64_to_u64),
+        pending_future_dated: pending
+            .map(|(request_id, o)| {
+                Ok::<_, crate::StoreError>(PendingRequest {
+                    originator: o
+                        .parse()
+                        .map_err(|_| corrupt("requests", "originator", &o))?,
+                    request_id,
+                })
+            })
+            .transpose()?,
+        migration_state: migration
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| corrupt("migration_devices", "state", &s))
+            })
+            .transpose()?,
+    })
+}
+
+/// A block of reserved GBCS counters in hand: `next..end`, used until `until`.
+#[derive(Debug)]
+pub(crate) struct CounterBlock {
+    next: u64,
+    end: u64,
+    until: std::time::Instant,
+}
+
+/// The blocks in hand, by party; the lock also orders reservations.
+pub(crate) type CounterBlocks = tokio::sync::Mutex<std::collections::HashMap<Eui64, CounterBlock>>;
 
 /// The outcome of a write attempted on a direct SQLite connection.
 enum Direct<T> {
@@ -243,16 +354,61 @@ impl Store {
         }
     }
 
-    /// Reserve one GBCS originator counter for `party`: what
-    /// [`Store::reserve_gbcs_counters`]`(party, 1)` returns, written on a
-    /// direct connection on SQLite when the write lock is free.
+    /// Reserve one GBCS originator counter for `party`: strictly above every
+    /// counter reserved before for that party, on any node, across restarts
+    /// (as [`Store::reserve_gbcs_counters`]).
+    ///
+    /// Counters are reserved durably [`crate::StoreConfig::gbcs_counter_block`]
+    /// at a time and handed out from memory, in order, to every clone of
+    /// this store; a block is dropped (its rest skipped) after
+    /// [`crate::StoreConfig::gbcs_counter_block_ttl`] and when
+    /// [`Store::reserve_gbcs_counters`] reserves for the same party. A
+    /// crash skips the rest of the block in hand; no counter is reissued.
+    /// The durable write runs on a direct connection on SQLite when the
+    /// write lock is free.
     pub async fn reserve_gbcs_counter(&self, party: Eui64) -> Result<u64> {
+        let size = self
+            .config
+            .gbcs_counter_block
+            .clamp(1, crate::pipeline::MAX_RESERVATION);
+        if size == 1 {
+            return Ok(self.reserve_block(party, 1).await?.start);
+        }
+        let mut blocks = self.counter_blocks.lock().await;
+        let now = std::time::Instant::now();
+        if let Some(b) = blocks.get_mut(&party)
+            && b.next < b.end
+            && now < b.until
+        {
+            b.next += 1;
+            return Ok(b.next - 1);
+        }
+        blocks.remove(&party);
+        let range = match self.reserve_block(party, size).await {
+            // Near the end of the counter space: one at a time.
+            Err(crate::StoreError::CounterExhausted { .. }) => self.reserve_block(party, 1).await?,
+            r => r?,
+        };
+        blocks.insert(
+            party,
+            CounterBlock {
+                next: range.start + 1,
+                end: range.end,
+                until: now + self.config.gbcs_counter_block_ttl,
+            },
+        );
+        Ok(range.start)
+    }
+
+    /// Reserve `n` counters durably: [`Store::reserve_gbcs_counters`]'s
+    /// rows, on a direct connection on SQLite when the write lock is free.
+    async fn reserve_block(&self, party: Eui64, n: u64) -> Result<std::ops::Range<u64>> {
         let floor = self.config.gbcs_counter_floor;
         let exhausted = || crate::StoreError::CounterExhausted {
             party: party.to_string(),
         };
         let first = floor.checked_add(1).ok_or_else(exhausted)?;
-        let (first, limit) = (u64_to_ordered_i64(first), u64_to_ordered_i64(u64::MAX - 1));
+        let (first, limit) = (u64_to_ordered_i64(first), u64_to_ordered_i64(u64::MAX - n));
         let key = party.to_compact();
         let d = self.try_direct_write(|c| {
             c.prepare_cached(
@@ -263,20 +419,21 @@ impl Store {
             let next: Option<i64> = c
                 .prepare_cached(
                     "UPDATE gbcs_counters SET next_counter = \
-                     (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) + 1 \
-                     WHERE party = $2 AND (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) <= $3 \
+                     (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) + $2 \
+                     WHERE party = $3 AND (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) <= $4 \
                      RETURNING next_counter",
                 )?
-                .query_row(rusqlite::params![first, key, limit], |r| r.get(0))
+                // SQLite numbers `$N` parameters in order of first appearance.
+                .query_row(rusqlite::params![first, n as i64, key, limit], |r| r.get(0))
                 .optional()?;
             Ok((next, next.is_some()))
         });
         match d {
             Direct::Done(r) => {
-                let next = r?.ok_or_else(exhausted)?;
-                Ok(ordered_i64_to_u64(next) - 1)
+                let end = ordered_i64_to_u64(r?.ok_or_else(exhausted)?);
+                Ok(end - n..end)
             }
-            Direct::Unavailable => Ok(self.reserve_gbcs_counters(party, 1).await?.start),
+            Direct::Unavailable => self.reserve_gbcs_counters_durable(party, n).await,
         }
     }
 
@@ -377,5 +534,19 @@ impl Store {
             Direct::Done(r) => r,
             Direct::Unavailable => self.commit_acceptance(a).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn device_query_has_the_device_columns() {
+        assert_eq!(
+            super::SQL_DEVICE,
+            format!(
+                "SELECT {} FROM devices WHERE eui = $1",
+                crate::store::DEV_COLS
+            )
+        );
     }
 }

@@ -130,7 +130,7 @@ pub mod query;
 pub mod report;
 mod store;
 
-pub use context::{PendingRequest, RequestContext};
+pub use context::{CheckContext, PendingRequest, RequestContext};
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
 pub use error::{FileLine, Result, RowError, StoreError};
 pub use followup::{DataImportMarker, DeviceSupplierCredentials};

@@ -475,7 +475,22 @@ impl Store {
     /// any node, across restarts, and above the configured floor
     /// ([`crate::StoreConfig::gbcs_counter_floor`]). Counters in a reserved range that go
     /// unused are skipped, never reissued.
+    ///
+    /// The range is also above every counter this store (and its clones) has handed out
+    /// from a block ([`Store::reserve_gbcs_counter`]): the rest of that block is skipped.
     pub async fn reserve_gbcs_counters(&self, party: Eui64, n: u64) -> Result<Range<u64>> {
+        let mut blocks = self.counter_blocks.lock().await;
+        let range = self.reserve_gbcs_counters_durable(party, n).await?;
+        blocks.remove(&party);
+        Ok(range)
+    }
+
+    /// [`Store::reserve_gbcs_counters`] without regard to the blocks in hand.
+    pub(crate) async fn reserve_gbcs_counters_durable(
+        &self,
+        party: Eui64,
+        n: u64,
+    ) -> Result<Range<u64>> {
         if n == 0 || n > MAX_RESERVATION {
             return Err(StoreError::Invalid(format!(
                 "GBCS counter reservation of {n}: expected 1 to {MAX_RESERVATION}"

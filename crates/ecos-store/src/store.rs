@@ -101,6 +101,15 @@ pub struct StoreConfig {
     pub gbcs_counter_floor: u64,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// GBCS counters reserved durably at a time by
+    /// [`Store::reserve_gbcs_counter`] and then handed out one by one from
+    /// memory (1: one durable reservation per counter). A crash skips the
+    /// rest of a block; nothing is ever reissued.
+    pub gbcs_counter_block: u64,
+    /// How long a reserved block is used before the rest of it is skipped:
+    /// bounds how long this process can issue counters below one another
+    /// process (node) has reserved since.
+    pub gbcs_counter_block_ttl: Duration,
 }
 
 impl Default for StoreConfig {
@@ -110,6 +119,8 @@ impl Default for StoreConfig {
             as_of_time_zone: "Europe/London".to_string(),
             gbcs_counter_floor: 0,
             max_connections: 4,
+            gbcs_counter_block: 64,
+            gbcs_counter_block_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -129,6 +140,8 @@ pub struct Store {
     tz: TimeZone,
     /// SQLite only: synchronous connections for point reads and bulk registration writes.
     pub(crate) direct: Option<Arc<SqliteDirect>>,
+    /// GBCS counter blocks in hand, shared by every clone.
+    pub(crate) counter_blocks: Arc<crate::context::CounterBlocks>,
 }
 
 /// Run the same body against whichever pool the store has; `$p` is bound to the pool.
@@ -198,7 +211,7 @@ macro_rules! upsert_devices {
 }
 
 type BatchTuple = (i64, String, String, String, Option<String>, String, i64);
-type DevTuple = (
+pub(crate) type DevTuple = (
     String,
     String,
     String,
@@ -211,7 +224,7 @@ type DevTuple = (
     Option<String>,
     Option<i64>,
 );
-const DEV_COLS: &str = "eui, device_type, status, mpxn, cos_credential, ka_cert, ds_cert, \
+pub(crate) const DEV_COLS: &str = "eui, device_type, status, mpxn, cos_credential, ka_cert, ds_cert, \
      comms_hub_eui, csp_region, firmware_version, last_contact";
 
 pub(crate) fn corrupt(table: &'static str, column: &'static str, value: &str) -> StoreError {
@@ -232,7 +245,7 @@ pub(crate) fn micros_to_ts(table: &'static str, column: &'static str, v: i64) ->
     Timestamp::from_microsecond(v).map_err(|_| corrupt(table, column, &v.to_string()))
 }
 
-fn reg_from_tuple(t: RegTuple) -> Result<Registration> {
+pub(crate) fn reg_from_tuple(t: RegTuple) -> Result<Registration> {
     let (mpxn, mpid, from, to, file, line) = t;
     Ok(Registration {
         mpxn: Mpxn::parse_unchecked(&mpxn).map_err(|_| corrupt("registration", "mpxn", &mpxn))?,
@@ -251,7 +264,7 @@ fn eui_col(table: &'static str, column: &'static str, s: &str) -> Result<Eui64> 
     s.parse::<Eui64>().map_err(|_| corrupt(table, column, s))
 }
 
-fn dev_from_tuple(t: DevTuple) -> Result<Device> {
+pub(crate) fn dev_from_tuple(t: DevTuple) -> Result<Device> {
     let (eui, ty, status, mpxn, cos, ka, ds, hub, region, fw, contact) = t;
     Ok(Device {
         eui: eui_col("devices", "eui", &eui)?,
@@ -286,7 +299,7 @@ fn dev_from_tuple(t: DevTuple) -> Result<Device> {
     })
 }
 
-fn dev_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DevTuple> {
+pub(crate) fn dev_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DevTuple> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -300,6 +313,24 @@ fn dev_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DevTuple> {
         r.get(9)?,
         r.get(10)?,
     ))
+}
+
+/// A service user by EUI.
+pub(crate) const SQL_SERVICE_USER: &str = "SELECT org_eui, name, roles, mpids, response_endpoint \
+     FROM service_users WHERE org_eui = $1";
+
+/// `org_eui, name, roles, mpids, response_endpoint` of `service_users`.
+pub(crate) type ServiceUserTuple = (String, String, String, String, String);
+
+pub(crate) fn service_user_from_tuple(t: ServiceUserTuple) -> Result<ServiceUser> {
+    let (e, name, roles, mpids, ep) = t;
+    Ok(ServiceUser {
+        org_eui: eui_col("service_users", "org_eui", &e)?,
+        name,
+        roles: split_list(&roles),
+        mpids: split_list(&mpids),
+        response_endpoint: ep,
+    })
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -435,6 +466,7 @@ impl Store {
             config,
             tz,
             direct,
+            counter_blocks: Arc::default(),
         })
     }
 
@@ -978,35 +1010,24 @@ impl Store {
 
     /// A service user by organisation EUI.
     pub async fn service_user(&self, org: Eui64) -> Result<Option<ServiceUser>> {
-        const SQL: &str = "SELECT org_eui, name, roles, mpids, response_endpoint \
-                           FROM service_users WHERE org_eui = $1";
-        let row: Option<(String, String, String, String, String)> =
-            if let Some(direct) = &self.direct {
-                direct.read(|c| {
-                    c.prepare_cached(SQL)?
-                        .query_row([org.to_compact()], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                        })
-                        .optional()
-                })?
-            } else {
-                on_pool!(self, |p| {
-                    sqlx::query_as(SQL)
-                        .bind(org.to_compact())
-                        .fetch_optional(p)
-                        .await?
-                })
-            };
-        row.map(|(e, name, roles, mpids, ep)| {
-            Ok(ServiceUser {
-                org_eui: eui_col("service_users", "org_eui", &e)?,
-                name,
-                roles: split_list(&roles),
-                mpids: split_list(&mpids),
-                response_endpoint: ep,
+        const SQL: &str = SQL_SERVICE_USER;
+        let row: Option<ServiceUserTuple> = if let Some(direct) = &self.direct {
+            direct.read(|c| {
+                c.prepare_cached(SQL)?
+                    .query_row([org.to_compact()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()
+            })?
+        } else {
+            on_pool!(self, |p| {
+                sqlx::query_as(SQL)
+                    .bind(org.to_compact())
+                    .fetch_optional(p)
+                    .await?
             })
-        })
-        .transpose()
+        };
+        row.map(service_user_from_tuple).transpose()
     }
 
     /// Insert or replace service users.

@@ -5,8 +5,8 @@ mod common;
 
 use ecos_smki::Eui64;
 use ecos_store::{
-    Acceptance, AcceptanceCommit, MigrationState, NewAuditEntry, NewRequest, PendingRequest,
-    RequestContext, RequestKind, RequestState, RequestUpdate, Store,
+    Acceptance, AcceptanceCommit, ImportMode, ImportOptions, MigrationState, NewAuditEntry,
+    NewRequest, PendingRequest, RequestContext, RequestKind, RequestState, RequestUpdate, Store,
 };
 
 const SUPPLIER: Eui64 = Eui64([0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x03, 0x00, 0x00]);
@@ -198,7 +198,78 @@ async fn direct_writes_equal_pool_writes(s: Store) {
     assert_eq!((v.entries, v.first_broken), (3, None));
 }
 
-suite!(context_equals_single_reads, direct_writes_equal_pool_writes);
+/// `check_context` holds what the single reads say: the service user, the
+/// device, the MPxN's registration history and the request context, before
+/// and after the data is loaded, with and without an MPxN.
+async fn check_context_equals_single_reads(s: Store) {
+    let mpxn = common::m("1312345678907");
+    async fn check(s: &Store, mpxn: &ecos_store::Mpxn) -> ecos_store::CheckContext {
+        let ctx = s
+            .check_context(SUPPLIER, RID, DEVICE, Some(mpxn))
+            .await
+            .unwrap();
+        assert_eq!(ctx.service_user, s.service_user(SUPPLIER).await.unwrap());
+        assert_eq!(ctx.device, s.device(DEVICE).await.unwrap());
+        assert_eq!(
+            ctx.registrations,
+            s.registration_history(mpxn).await.unwrap()
+        );
+        assert_eq!(ctx.request, from_single_reads(s, RID).await);
+        let without = s.check_context(SUPPLIER, RID, DEVICE, None).await.unwrap();
+        assert!(without.registrations.is_empty());
+        assert_eq!(without.device, ctx.device);
+        ctx
+    }
+    let empty = check(&s, &mpxn).await;
+    assert!(empty.service_user.is_none() && empty.device.is_none());
+    assert!(empty.registrations.is_empty());
+
+    s.import_service_users(
+        b"org_eui,name,roles,mpids,response_endpoint\n\
+          90-B3-D5-1F-30-03-00-00,Gaining,IS GS,ACEE ACG,https://gaining.example/duis\n",
+        &ImportOptions::new("su", ImportMode::Refresh),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    s.import_inventory(
+        b"device_eui,device_type,status,mpxn,cos_credential,ka_cert,ds_cert,comms_hub_eui,csp_region,firmware_version,last_contact\n\
+          00-DB-12-34-56-78-90-A0,ESME,commissioned,1312345678907,transitional,MAMCAQU=,MAMCAQU=,,north,1.2.0,2024-05-01T10:00:00Z\n",
+        &ImportOptions::new("inv", ImportMode::Refresh),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    common::import_reg(
+        &s,
+        "reg",
+        ImportMode::Refresh,
+        "mpxn,supplier_mpid,effective_from,effective_to\n\
+         1312345678907,ACEE,2023-01-01,2024-03-14\n\
+         1312345678907,BCEE,2024-03-15,\n",
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.check_and_advance_request_counter(SUPPLIER, 12)
+            .await
+            .unwrap()
+    );
+    let full = check(&s, &mpxn).await;
+    assert_eq!(
+        full.service_user.map(|u| u.roles),
+        Some(vec!["IS".into(), "GS".into()])
+    );
+    assert_eq!(full.device.and_then(|d| d.mpxn), Some(mpxn.clone()));
+    assert_eq!(full.registrations.len(), 2);
+    assert_eq!(full.request.last_request_counter, Some(12));
+}
+
+suite!(
+    context_equals_single_reads,
+    direct_writes_equal_pool_writes,
+    check_context_equals_single_reads
+);
 
 /// With the write lock held elsewhere, the direct forms wait through the
 /// pool instead of failing or blocking their thread.

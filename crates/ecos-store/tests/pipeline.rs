@@ -113,6 +113,97 @@ async fn gbcs_counters(s: Store) {
     }
 }
 
+/// Single counters come from a durably reserved block, in order; a batch
+/// reservation for the same party skips the rest of the block; concurrent
+/// takers on clones never share a counter.
+async fn gbcs_counter_blocks(s: Store) {
+    let block = s.config().gbcs_counter_block;
+    assert!(block > 1, "the default reserves in blocks");
+    let first = s.reserve_gbcs_counter(ECOS).await.unwrap();
+    assert_eq!(
+        s.next_gbcs_counter(ECOS).await.unwrap(),
+        Some(first + block)
+    );
+    let mut last = first;
+    for _ in 1..10 {
+        let c = s.reserve_gbcs_counter(ECOS).await.unwrap();
+        assert_eq!(c, last + 1, "handed out one by one from the block");
+        last = c;
+    }
+    assert_eq!(
+        s.next_gbcs_counter(ECOS).await.unwrap(),
+        Some(first + block),
+        "no durable write within the block"
+    );
+    let batch = s.reserve_gbcs_counters(ECOS, 3).await.unwrap();
+    assert_eq!(batch.start, first + block, "above the whole block");
+    let after = s.reserve_gbcs_counter(ECOS).await.unwrap();
+    assert_eq!(after, batch.end, "the rest of the old block is skipped");
+
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 10 == 9 {
+                s.reserve_gbcs_counters(ECOS, 2)
+                    .await
+                    .unwrap()
+                    .collect::<Vec<_>>()
+            } else {
+                vec![s.reserve_gbcs_counter(ECOS).await.unwrap()]
+            }
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for t in tasks {
+        for c in t.await.unwrap() {
+            assert!(c > after, "{c} not above {after}");
+            assert!(seen.insert(c), "{c} handed out twice");
+        }
+    }
+}
+
+/// Across restarts and across stores on one file (nodes), block counters
+/// never repeat and a restarted store starts above everything reserved; an
+/// expired block is dropped.
+#[tokio::test]
+async fn gbcs_counter_blocks_across_restarts_and_nodes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = ecos_store::StoreLocation::sqlite_in_dir(dir.path());
+    let cfg = ecos_store::StoreConfig::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut high = 0;
+    for _ in 0..5 {
+        let a = Store::open(&loc, cfg.clone()).await.unwrap();
+        let b = Store::open(&loc, cfg.clone()).await.unwrap();
+        let first = a.reserve_gbcs_counter(ECOS).await.unwrap();
+        assert!(
+            first > high,
+            "a restarted store starts above {high}: {first}"
+        );
+        for i in 0..30 {
+            let node = if i % 3 == 0 { &b } else { &a };
+            let c = node.reserve_gbcs_counter(ECOS).await.unwrap();
+            assert!(seen.insert(c), "{c} repeated");
+            high = high.max(c);
+        }
+        a.close().await;
+        b.close().await;
+    }
+    let expiring = ecos_store::StoreConfig {
+        gbcs_counter_block_ttl: std::time::Duration::ZERO,
+        ..cfg
+    };
+    let s = Store::open(&loc, expiring).await.unwrap();
+    let c1 = s.reserve_gbcs_counter(ECOS).await.unwrap();
+    let c2 = s.reserve_gbcs_counter(ECOS).await.unwrap();
+    assert_eq!(
+        c2,
+        c1 + s.config().gbcs_counter_block,
+        "expired: a new block"
+    );
+}
+
 #[tokio::test]
 async fn gbcs_counter_floor_and_restart_on_sqlite() {
     // The floor lifts a party's counters; a store reopened on the same file continues above.
@@ -537,6 +628,7 @@ async fn unanswered(s: Store) {
 suite!(
     request_counters,
     gbcs_counters,
+    gbcs_counter_blocks,
     request_lifecycle,
     audit_chain,
     outbound_queue,
