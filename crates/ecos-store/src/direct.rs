@@ -331,7 +331,16 @@ impl<'c> Bulk<'c> {
         Ok(())
     }
 
-    /// Build the dropped indexes, end a full refresh's absent MPxNs, record the file, commit.
+    /// Build the secondary indexes dropped for the load (once all rows are in).
+    fn build_indexes(&mut self) -> Result<()> {
+        for (_, sql) in std::mem::take(&mut self.rebuild) {
+            self.tx.execute_batch(&sql)?;
+        }
+        Ok(())
+    }
+
+    /// Build the dropped indexes (unless built already), end a full refresh's absent MPxNs,
+    /// record the file, commit.
     fn finish(
         mut self,
         opts: &ImportOptions,
@@ -340,9 +349,7 @@ impl<'c> Bulk<'c> {
         full: Option<&FullRefreshEnd>,
         imported_at: i64,
     ) -> Result<WriteOutcome> {
-        for (_, sql) in &self.rebuild {
-            self.tx.execute_batch(sql)?;
-        }
+        self.build_indexes()?;
         // After the rows: the file's own rows are not matched (its record comes after), and
         // the replaced histories are gone already.
         if let Some(f) = full {
@@ -446,6 +453,8 @@ pub(crate) fn stream_registration(
                     total: bytes,
                 });
             }
+            // The parser checks the whole file now: build the indexes meanwhile.
+            Some(Feed::Parsed) => bulk.build_indexes()?,
             Some(Feed::End { rows }) => {
                 progress(ImportProgress {
                     stage: ImportStage::Parsing,

@@ -674,6 +674,9 @@ pub(crate) enum Feed {
         /// Bytes of the file parsed.
         pos: u64,
     },
+    /// Every row is sent; the parser now checks the whole file. The writer can finish what
+    /// does not depend on the check (building indexes, ending a `COPY`) meanwhile.
+    Parsed,
     /// The whole file is parsed and checked (no duplicates, no overlaps): commit.
     End {
         /// Data rows in the file.
@@ -698,8 +701,9 @@ pub(crate) enum Streamed {
 }
 
 /// Parse a refresh registration file, handing each chunk of parsed rows to a writer while
-/// parsing goes on, then check the whole file (duplicates and overlaps, as
-/// [`plan_registration`] does, in key order) before telling the writer to commit. A bad row
+/// parsing goes on, then ([`Feed::Parsed`]) check the whole file (duplicates and overlaps, as
+/// [`plan_registration`] does, in key order) while the writer finishes its part, before
+/// telling the writer to commit. A bad row
 /// or a failed check drops the feed: the writer rolls back. When the writer fails first
 /// (say, on a duplicate key the check will name), parsing and checking go on without it, so
 /// that the file's own error is the one reported.
@@ -722,6 +726,9 @@ pub(crate) fn parse_registration_streaming(
             }
             Ok(())
         })?;
+    if sending {
+        sending = feed.blocking_send(Feed::Parsed).is_ok();
+    }
     let keys = plan_registration(opts, all, Vec::new())?.keys.len() as u64;
     if !sending || feed.blocking_send(Feed::End { rows }).is_err() {
         return Ok(Streamed::WriterGone);

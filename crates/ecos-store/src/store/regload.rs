@@ -283,7 +283,8 @@ async fn pg_import(
         let (ftx, mut frx) = mpsc::channel(FEED_DEPTH);
         let parser = spawn_parser(job, ftx);
         let bytes = job.data.len() as u64;
-        let mut copy = tx.copy_in_raw(COPY_REGISTRATION).await?;
+        // `None` once ended (at `Feed::Parsed`, while the parser checks the file).
+        let mut copy = Some(tx.copy_in_raw(COPY_REGISTRATION).await?);
         let mut buf: Vec<u8> = Vec::with_capacity(COPY_BUF + 4096);
         let mut file = Vec::new();
         copy_escape(&mut file, &job.opts.file_id);
@@ -301,8 +302,10 @@ async fn pg_import(
                         copy_row(&mut buf, r, &file);
                     }
                     written += rows.len() as u64;
-                    if buf.len() >= COPY_BUF {
-                        if let Err(e) = copy.send(buf.as_slice()).await {
+                    if buf.len() >= COPY_BUF
+                        && let Some(c) = &mut copy
+                    {
+                        if let Err(e) = c.send(buf.as_slice()).await {
                             failed = Some(e.into());
                         }
                         buf.clear();
@@ -312,6 +315,30 @@ async fn pg_import(
                         done: pos,
                         total: bytes,
                     });
+                }
+                // Every row is in: end the COPY (the server checks keys and builds the
+                // indexes) while the parser checks the file.
+                Feed::Parsed => {
+                    if failed.is_none()
+                        && let Some(mut c) = copy.take()
+                    {
+                        let sent = if buf.is_empty() {
+                            Ok(())
+                        } else {
+                            c.send(buf.as_slice()).await.map(|_| ())
+                        };
+                        buf.clear();
+                        let ended = match sent {
+                            Ok(()) => c.finish().await.map(|_| ()),
+                            Err(e) => {
+                                let _ = c.abort("registration import abandoned").await;
+                                Err(e)
+                            }
+                        };
+                        if let Err(e) = ended {
+                            failed = Some(e.into());
+                        }
+                    }
                 }
                 Feed::End { .. } => {
                     end = true;
@@ -328,14 +355,18 @@ async fn pg_import(
                     done: bytes,
                     total: bytes,
                 });
-                if !buf.is_empty() {
-                    copy.send(buf.as_slice()).await?;
+                if let Some(mut c) = copy.take() {
+                    if !buf.is_empty() {
+                        c.send(buf.as_slice()).await?;
+                    }
+                    c.finish().await?;
                 }
-                copy.finish().await?;
                 true
             }
             (_, _, failed) => {
-                let _ = copy.abort("registration import abandoned").await;
+                if let Some(c) = copy.take() {
+                    let _ = c.abort("registration import abandoned").await;
+                }
                 if let Some(e) = failed
                     && parsed.is_ok()
                 {
@@ -344,6 +375,7 @@ async fn pg_import(
                 false
             }
         };
+        drop(copy);
         return match parsed? {
             Streamed::Sent {
                 rows,
