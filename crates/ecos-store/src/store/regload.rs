@@ -1,13 +1,15 @@
 //! Registration imports: parse and check on one thread while the database writes on another.
 //!
-//! A refresh (or full refresh) is streamed: a blocking thread parses and checks the file and
-//! hands checked rows over in chunks while the writer inserts them in the same transaction
-//! (SQLite: the direct connection on a second blocking thread; PostgreSQL: `COPY` from this
-//! task, when the table is empty). This works while the rows come in (MPxN, effective_from)
-//! order without clashes, which a generated or exported file does; otherwise the writer rolls
-//! back and the file is checked and planned in memory (sorted), then written. An update is
-//! always planned in memory, against the store's histories of the MPxNs it lists. Whatever
-//! happens, the import is one transaction: a bad row leaves the store as it was.
+//! A refresh (or full refresh) is streamed: a blocking thread parses the file (fields, check
+//! digits) and hands the rows over in chunks, in file order, while the writer inserts them in
+//! the same transaction (SQLite: the direct connection on a second blocking thread;
+//! PostgreSQL: `COPY` from this task, when the table is empty, else the file is planned in
+//! memory first). Once every row is sent (`Feed::Parsed`) the writer builds the indexes it
+//! dropped for the load (SQLite) or ends the `COPY` (PostgreSQL) while the parser checks the
+//! whole file in key order (duplicates, overlaps); it commits only after that check
+//! (`Feed::End`). An update is always planned in memory, against the store's histories of the
+//! MPxNs it lists. Whatever happens, the import is one transaction: a bad row or a failed
+//! check drops the feed, the writer rolls back and the store is left as it was.
 
 use std::sync::Arc;
 use std::time::Instant;
