@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ecos-migration --example migrate_bench -- plan  [DEVICES] [DIR]
-//! cargo run --release -p ecos-migration --example migrate_bench -- fleet [DEVICES]
+//! cargo run --release -p ecos-migration --example migrate_bench -- fleet [DEVICES] [SAMPLE]
 //! ```
 //!
 //! - `plan` (default 1,000,000 devices, DIR default `/tmp/ecos-migrate-bench-plan`, deleted
@@ -17,7 +17,8 @@
 //!   same process (the runner, the real store on SQLite, the simulated devices answering
 //!   through a loopback transport into the store's inbox), devices per second; the
 //!   baseline is the simulator's own cost: the same number of devices handling a
-//!   prebuilt 0x0106 each. Then `ecos migrate status`'s counts over the migrated fleet:
+//!   prebuilt 0x0106 each (or the first SAMPLE devices of the fleet, to shorten a large
+//!   run; the fleet is the full one either way). Then `ecos migrate status`'s counts over the migrated fleet:
 //!   the maintained counters against the GROUP BY over the whole table (the baseline).
 //!
 //! Run it under `/usr/bin/time -v` for the process's overall peak.
@@ -224,7 +225,7 @@ impl DeviceTransport for Loopback {
     }
 }
 
-async fn bench_fleet(n: u64) -> Res<()> {
+async fn bench_fleet(n: u64, sample: u64) -> Res<()> {
     let pki = Arc::new(TestPki::generate(&TestPkiSpec::demo())?);
     let euis: Vec<Eui64> = (0..n).map(|i| Eui64::from_u64(BASE + i)).collect();
     let t = Instant::now();
@@ -278,31 +279,39 @@ async fn bench_fleet(n: u64) -> Res<()> {
     let path = vec![pki.issuing_ca().cert.clone()];
     let at = now();
 
-    // Baseline: the simulator alone, each device handling a prebuilt 0x0106.
+    // Baseline: the simulator alone, each device handling a prebuilt 0x0106 (built
+    // 10,000 at a time outside the timing, so that a large fleet's commands are not all
+    // held at once).
     let fleet = new_fleet();
-    let cmds: Vec<Vec<u8>> = creds
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            ecos_migration::command::build(
-                &party,
-                &path,
-                c.eui,
-                Some(c.ka.cert.der()),
-                1_000_000 + i as u64,
-                true,
-                false,
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    let t = Instant::now();
-    for (c, cmd) in creds.iter().zip(&cmds) {
-        let h = fleet.handle(c.eui, cmd, at, None)?;
-        assert!(h.outcome.is_some_and(|o| o.all_succeeded()));
+    let mut sim_s = 0.0;
+    let sample = sample.clamp(1, n);
+    let base = &creds[..sample as usize];
+    for (k, part) in base.chunks(10_000).enumerate() {
+        let cmds: Vec<Vec<u8>> = part
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                ecos_migration::command::build(
+                    &party,
+                    &path,
+                    c.eui,
+                    Some(c.ka.cert.der()),
+                    1_000_000 + (k * 10_000 + i) as u64,
+                    true,
+                    false,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let t = Instant::now();
+        for (c, cmd) in part.iter().zip(&cmds) {
+            let h = fleet.handle(c.eui, cmd, at, None)?;
+            assert!(h.outcome.is_some_and(|o| o.all_succeeded()));
+        }
+        sim_s += t.elapsed().as_secs_f64();
     }
-    let sim_s = t.elapsed().as_secs_f64();
     drop(fleet);
-    drop(cmds);
+    drop(creds);
+    eprintln!("baseline: simulator alone {sim_s:.1} s");
 
     // The migration, end to end.
     let fleet = new_fleet();
@@ -339,6 +348,13 @@ async fn bench_fleet(n: u64) -> Res<()> {
         if done == n {
             break;
         }
+        if steps % 25 == 0 {
+            let s = t.elapsed().as_secs_f64();
+            eprintln!(
+                "step {steps}: {done} migrated in {s:.0} s ({:.0} devices/s)",
+                done as f64 / s
+            );
+        }
         if steps > 10 * n / 2_000 + 100 {
             return Err(format!("not finished after {steps} steps: {done} of {n}").into());
         }
@@ -360,10 +376,12 @@ async fn bench_fleet(n: u64) -> Res<()> {
         }
     }
     store.close().await;
-    let sim_rate = n as f64 / sim_s;
+    let sim_rate = sample as f64 / sim_s;
     let mig_rate = n as f64 / mig_s;
     println!("migration of a {n}-device simulated fleet, in one process");
-    println!("  baseline: simulator alone      {sim_s:>8.1} s  {sim_rate:>9.0} devices/s");
+    println!(
+        "  baseline: simulator alone ({sample} of the {n} devices) {sim_s:>8.1} s  {sim_rate:>9.0} devices/s"
+    );
     println!(
         "  migration end to end ({steps} steps) {mig_s:>8.1} s  {mig_rate:>9.0} devices/s  = {:.2} x the simulator's rate",
         mig_rate / sim_rate
@@ -398,7 +416,16 @@ fn main() -> Res<()> {
                 .unwrap_or_else(|| "/tmp/ecos-migrate-bench-plan".into());
             rt.block_on(bench_plan(n(1_000_000)?, &dir))
         }
-        "fleet" => rt.block_on(bench_fleet(n(10_000)?)),
-        _ => Err("usage: migrate_bench plan [DEVICES] [DIR] | fleet [DEVICES]".into()),
+        "fleet" => {
+            let n = n(10_000)?;
+            let sample = match args.get(2) {
+                None => n,
+                Some(s) => s.replace('_', "").parse()?,
+            };
+            rt.block_on(bench_fleet(n, sample))
+        }
+        _ => Err(
+            "usage: migrate_bench plan [DEVICES] [DIR] | fleet [DEVICES] [BASELINE_SAMPLE]".into(),
+        ),
     }
 }

@@ -62,15 +62,13 @@ pub enum Answer {
     Unexpected(String),
 }
 
-/// Verify a device message with the device's DS certificate and read it.
+/// Verify a decoded device message with the device's DS certificate and read it.
 pub fn read_answer(
     keys: &PartyKeys,
-    bytes: &[u8],
-    device_ds: Option<Vec<u8>>,
+    msg: &ecos_gbcs::Message<'_>,
+    device_ds: Option<&[u8]>,
 ) -> Result<(DeviceReport, Answer), MigrationError> {
-    let msg = ecos_gbcs::Message::decode(bytes)
-        .map_err(|e| MigrationError::DeviceMessage(e.to_string()))?;
-    let report = verify_device_message(&msg, device_ds.as_deref())
+    let report = verify_device_message(msg, device_ds)
         .map_err(|e| MigrationError::DeviceMessage(e.to_string()))?;
     let ecos_ski = keys
         .ecos
@@ -121,19 +119,21 @@ pub enum CosCell {
     Other(String),
 }
 
-/// If `bytes` is a device's answer to a CS02a read, verify it with the device's DS
+/// Decode a device message (the runner decodes each answer once, then reads it with
+/// [`read_cells_answer`] or [`read_answer`]).
+pub fn decode_answer(bytes: &[u8]) -> Result<ecos_gbcs::Message<'_>, MigrationError> {
+    ecos_gbcs::Message::decode(bytes).map_err(|e| MigrationError::DeviceMessage(e.to_string()))
+}
+
+/// If `msg` is a device's answer to a CS02a read, verify it with the device's DS
 /// certificate and say what the {5, DS} cell holds: `Ok(Some((counter, cell)))`.
-/// `Ok(None)` when the bytes are not a CS02a answer (another message, or undecodable:
-/// [`read_answer`] reports those).
+/// `Ok(None)` when it is another message ([`read_answer`] reads those).
 pub fn read_cells_answer(
     keys: &PartyKeys,
     device: Eui64,
-    bytes: &[u8],
+    msg: &ecos_gbcs::Message<'_>,
     device_ds: Option<&[u8]>,
 ) -> Result<Option<(u64, CosCell)>, MigrationError> {
-    let Ok(msg) = ecos_gbcs::Message::decode(bytes) else {
-        return Ok(None);
-    };
     let ecos_gbcs::Body::ReadCellsResponse(resp) = &msg.body else {
         return Ok(None);
     };

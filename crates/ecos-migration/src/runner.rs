@@ -24,7 +24,9 @@ use ecos_store::{MigrationState as S, NewAuditEntry, Store};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::MigrationError;
-use crate::command::{Answer, CosCell, build, build_read, read_answer, read_cells_answer};
+use crate::command::{
+    Answer, CosCell, build, build_read, decode_answer, read_answer, read_cells_answer,
+};
 use crate::config::MigrationConfig;
 use crate::retry::{FailureClass, RetryDecision, decide, read_counts, write_counts};
 use crate::select::{Budget, Verdict, form_batch, verdict};
@@ -257,12 +259,17 @@ impl Migrator {
         now: Timestamp,
         b: &mut Batch,
     ) {
-        match read_cells_answer(&self.keys, m.device, &m.bytes, ds) {
+        // Decoded once, read as a CS02a answer or as an answer to the 0x0106.
+        let msg = match decode_answer(&m.bytes) {
+            Ok(msg) => msg,
+            Err(e) => return b.drop_message(m, "migration.answer_refused", e.to_string()),
+        };
+        match read_cells_answer(&self.keys, m.device, &msg, ds) {
             Ok(Some((counter, cell))) => return self.on_read(m, counter, cell, recs, now, b),
             Ok(None) => {}
             Err(e) => return b.drop_message(m, "migration.answer_refused", e.to_string()),
         }
-        let (report, answer) = match read_answer(&self.keys, &m.bytes, ds.map(<[u8]>::to_vec)) {
+        let (report, answer) = match read_answer(&self.keys, &msg, ds) {
             Ok(x) => x,
             Err(e) => return b.drop_message(m, "migration.answer_refused", e.to_string()),
         };

@@ -25,6 +25,7 @@ use crate::model::{CosCredential, DeviceStatus, DeviceType};
 use crate::mpxn::Mpxn;
 use crate::pipeline::{RequestState, ordered_i64_to_u64, u64_to_ordered_i64};
 use crate::store::{Store, corrupt, micros_to_ts, on_pool, ts_to_micros};
+use crate::store::{in_width, padded};
 
 /// Where a device is in the migration.
 #[derive(
@@ -252,6 +253,29 @@ pub enum MigrationOp {
 
 /// Transitions per multi-row insert (9 binds each).
 const TRANSITION_CHUNK: usize = 500;
+
+/// `sql` (numbered `$N` placeholders, in bind order, each once) for the backend: on SQLite
+/// they become anonymous `?`. SQLite finds a named parameter's name by a linear scan of
+/// the statement's names, once per bind, so binding `n` named parameters costs `n²`: the
+/// long `IN` lists and multi-row inserts spent most of their time there.
+fn positional(dollar: bool, sql: String) -> String {
+    if dollar {
+        return sql;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// A transition to insert.
 struct TransitionRow {
@@ -650,14 +674,18 @@ impl Store {
     ) -> Result<std::collections::HashMap<Eui64, MigrationRecord>> {
         let mut out = std::collections::HashMap::with_capacity(devices.len());
         for chunk in devices.chunks(500) {
-            let list = (1..=chunk.len())
+            let width = in_width(chunk.len(), 500);
+            let list = (1..=width)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})");
+            let sql = positional(
+                self.dollar(),
+                format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})"),
+            );
             let recs: Vec<RecTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
-                for e in chunk {
+                for e in padded(chunk, width) {
                     q = q.bind(e.to_compact());
                 }
                 q.fetch_all(p).await?
@@ -722,6 +750,7 @@ impl Store {
         let mut out: Vec<Option<MigrationRecord>> = Vec::with_capacity(ops.len());
         let mut log: Vec<TransitionRow> = Vec::new();
         let mut deltas = CountDeltas::default();
+        let dollar = self.dollar();
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for op in ops {
@@ -826,7 +855,17 @@ impl Store {
                     }
                 }
             }
-            for chunk in log.chunks(TRANSITION_CHUNK) {
+            // Fixed statement sizes (the chunk, then powers of two) so that each size is
+            // prepared once per connection and reused.
+            let mut rest = &log[..];
+            while !rest.is_empty() {
+                let k = if rest.len() >= TRANSITION_CHUNK {
+                    TRANSITION_CHUNK
+                } else {
+                    1 << (usize::BITS - 1 - rest.len().leading_zeros())
+                };
+                let (chunk, tail) = rest.split_at(k);
+                rest = tail;
                 let values = (0..chunk.len())
                     .map(|i| {
                         let b = i * 9;
@@ -845,9 +884,12 @@ impl Store {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!(
-                    "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, at, \
-                     comms_hub_eui, csp_region, gbcs_counter, detail) VALUES {values}"
+                let sql = positional(
+                    dollar,
+                    format!(
+                        "INSERT INTO migration_transitions (eui, from_state, to_state, attempt, \
+                         at, comms_hub_eui, csp_region, gbcs_counter, detail) VALUES {values}"
+                    ),
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for t in chunk {
@@ -1062,17 +1104,21 @@ impl Store {
         keys.sort_unstable();
         keys.dedup();
         for chunk in keys.chunks(500) {
-            let list = (2..chunk.len() + 2)
+            let width = in_width(chunk.len(), 500);
+            let list = (2..width + 2)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "SELECT key, n FROM migration_sent_counts \
-                 WHERE day = $1 AND scope = 'hub' AND key IN ({list})"
+            let sql = positional(
+                self.dollar(),
+                format!(
+                    "SELECT key, n FROM migration_sent_counts \
+                     WHERE day = $1 AND scope = 'hub' AND key IN ({list})"
+                ),
             );
             let rows: Vec<(String, i64)> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(day);
-                for k in chunk {
+                for k in padded(chunk, width) {
                     q = q.bind(k);
                 }
                 q.fetch_all(p).await?
@@ -1367,14 +1413,18 @@ impl Store {
             .collect();
         let mut records = std::collections::HashMap::new();
         for chunk in tracked.chunks(500) {
-            let list = (1..=chunk.len())
+            let width = in_width(chunk.len(), 500);
+            let list = (1..=width)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})");
+            let sql = positional(
+                self.dollar(),
+                format!("SELECT {REC_COLS} FROM migration_devices WHERE eui IN ({list})"),
+            );
             let recs: Vec<RecTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
-                for e in chunk {
+                for e in padded(chunk, width) {
                     q = q.bind(*e);
                 }
                 q.fetch_all(p).await?
@@ -1414,20 +1464,24 @@ impl Store {
         let mut best: std::collections::HashMap<Eui64, (i64, String)> =
             std::collections::HashMap::new();
         for chunk in devices.chunks(500) {
-            let list = (4..chunk.len() + 4)
+            let width = in_width(chunk.len(), 500);
+            let list = (4..width + 4)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "SELECT device_eui, request_id, created_at FROM requests \
-                 WHERE state IN ($1, $2, $3) AND device_eui IN ({list})"
+            let sql = positional(
+                self.dollar(),
+                format!(
+                    "SELECT device_eui, request_id, created_at FROM requests \
+                     WHERE state IN ($1, $2, $3) AND device_eui IN ({list})"
+                ),
             );
             let rows: Vec<(String, String, i64)> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(RequestState::Received.as_str())
                     .bind(RequestState::Accepted.as_str())
                     .bind(RequestState::Dispatched.as_str());
-                for e in chunk {
+                for e in padded(chunk, width) {
                     q = q.bind(e.to_compact());
                 }
                 q.fetch_all(p).await?
@@ -1494,5 +1548,38 @@ impl Store {
         .await?
         .rows_affected());
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+    use crate::store::{in_width, padded};
+
+    #[test]
+    fn numbered_placeholders_become_anonymous_on_sqlite_only() {
+        let sql = "SELECT a FROM t WHERE d = $1 AND k IN ($2, $3, $10) AND s = '$x'".to_string();
+        assert_eq!(
+            positional(false, sql.clone()),
+            "SELECT a FROM t WHERE d = ? AND k IN (?, ?, ?) AND s = '$x'"
+        );
+        assert_eq!(positional(true, sql.clone()), sql);
+    }
+
+    #[test]
+    fn in_lists_come_in_few_widths_padded_with_their_last_key() {
+        assert_eq!(in_width(1, 500), 16);
+        assert_eq!(in_width(17, 500), 32);
+        assert_eq!(in_width(300, 500), 500);
+        assert_eq!(in_width(500, 500), 500);
+        assert_eq!(in_width(3, 4), 4);
+        let widths: std::collections::BTreeSet<usize> =
+            (1..=500).map(|n| in_width(n, 500)).collect();
+        assert_eq!(widths.len(), 6);
+        let keys = [1, 2, 3];
+        let p: Vec<i32> = padded(&keys, 6).copied().collect();
+        assert_eq!(p, [1, 2, 3, 3, 3, 3]);
+        let none: [i32; 0] = [];
+        assert_eq!(padded(&none, 4).count(), 0);
     }
 }

@@ -161,6 +161,10 @@ mod regload;
 /// Keys per `IN (...)` list.
 const KEY_CHUNK: usize = 5000;
 
+/// Prepared statements kept per connection (sqlx's default is 100; the store has more
+/// shapes than that once its `IN` lists and multi-row inserts come in fixed widths).
+const STATEMENT_CACHE: usize = 512;
+
 /// Devices per multi-row statement (13 binds each).
 const DEV_CHUNK: usize = 2000;
 
@@ -369,6 +373,20 @@ fn placeholders(dollar: bool, rows: usize, cols: usize) -> String {
 }
 
 /// `p, p, ...` for an `IN (...)` list (see [`placeholders`]).
+/// The width of an `IN (...)` list for `n` keys (at most `max`): `n` rounded up to a power
+/// of two, at least 16 and at most `max`. Lists padded to it (by repeating their last key,
+/// which changes no `IN`) come in a few shapes, each prepared once per connection and then
+/// reused from the statement cache instead of one statement per list length.
+pub(crate) fn in_width(n: usize, max: usize) -> usize {
+    n.next_power_of_two().clamp(16, max.max(16)).min(max).max(n)
+}
+
+/// `keys` padded to `width` by repeating the last one (see [`in_width`]).
+pub(crate) fn padded<T>(keys: &[T], width: usize) -> impl Iterator<Item = &T> {
+    let pad = width.saturating_sub(keys.len());
+    keys.iter().chain(keys.last().into_iter().cycle().take(pad))
+}
+
 fn in_list(dollar: bool, n: usize) -> String {
     if dollar {
         (1..=n)
@@ -425,7 +443,8 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
                     .pragma("cache_size", "-65536")
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    .statement_cache_capacity(STATEMENT_CACHE);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections.max(1))
                     .connect_with(opts)
@@ -453,6 +472,7 @@ impl Store {
                     conn.close().await?;
                     opts = opts.options([("search_path", schema.as_str())]);
                 }
+                let opts = opts.statement_cache_capacity(STATEMENT_CACHE);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections.max(1))
                     .connect_with(opts)
@@ -471,7 +491,7 @@ impl Store {
     }
 
     /// Whether placeholders are `$N` (PostgreSQL) rather than `?` (SQLite).
-    fn dollar(&self) -> bool {
+    pub(crate) fn dollar(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
     }
 
@@ -861,13 +881,14 @@ impl Store {
     pub(crate) async fn load_devices(&self, euis: &[Eui64]) -> Result<HashMap<Eui64, Device>> {
         let mut out = HashMap::new();
         for chunk in euis.chunks(KEY_CHUNK) {
+            let width = in_width(chunk.len(), KEY_CHUNK);
             let sql = format!(
                 "SELECT {DEV_COLS} FROM devices WHERE eui IN ({})",
-                in_list(self.dollar(), chunk.len())
+                in_list(self.dollar(), width)
             );
             let rows: Vec<DevTuple> = on_pool!(self, |p| {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
-                for e in chunk {
+                for e in padded(chunk, width) {
                     q = q.bind(e.to_compact());
                 }
                 q.fetch_all(p).await?
