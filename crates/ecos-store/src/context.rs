@@ -303,9 +303,9 @@ enum Direct<T> {
 }
 
 impl Store {
-    /// Run `body` in a `BEGIN IMMEDIATE` transaction on a direct connection,
-    /// on the calling thread, only if the write lock is free at once (a busy
-    /// database never blocks the caller here). `body` returns the value and
+    /// Run `body` in a `BEGIN IMMEDIATE` transaction on a direct writable
+    /// connection, on the calling thread, only if the write lock is free at
+    /// once (a busy database never blocks the caller here). `body` returns the value and
     /// whether to commit (`false` rolls back).
     fn try_direct_write<T>(
         &self,
@@ -315,10 +315,7 @@ impl Store {
             return Direct::Unavailable;
         };
         let run = |c: &rusqlite::Connection| -> rusqlite::Result<Direct<T>> {
-            // A pooled reader: writable and non-waiting for this transaction only.
-            c.pragma_update(None, "query_only", "OFF")?;
-            c.busy_timeout(std::time::Duration::ZERO)?;
-            let out = match c.execute_batch("BEGIN IMMEDIATE") {
+            Ok(match c.prepare_cached("BEGIN IMMEDIATE")?.execute([]) {
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::DatabaseBusy
                         || e.code == rusqlite::ErrorCode::DatabaseLocked =>
@@ -326,9 +323,9 @@ impl Store {
                     Direct::Unavailable
                 }
                 Err(e) => Direct::Done(Err(e.into())),
-                Ok(()) => match body(c) {
-                    Ok((v, true)) => match c.execute_batch("COMMIT") {
-                        Ok(()) => Direct::Done(Ok(v)),
+                Ok(_) => match body(c) {
+                    Ok((v, true)) => match c.prepare_cached("COMMIT")?.execute([]) {
+                        Ok(_) => Direct::Done(Ok(v)),
                         Err(e) => {
                             let _ = c.execute_batch("ROLLBACK");
                             Direct::Done(Err(e.into()))
@@ -343,12 +340,9 @@ impl Store {
                         Direct::Done(Err(e))
                     }
                 },
-            };
-            c.busy_timeout(std::time::Duration::from_secs(30))?;
-            c.pragma_update(None, "query_only", "ON")?;
-            Ok(out)
+            })
         };
-        match direct.read(run) {
+        match direct.write(run) {
             Ok(d) => d,
             Err(e) => Direct::Done(Err(e)),
         }

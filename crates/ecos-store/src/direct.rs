@@ -40,6 +40,10 @@ impl From<rusqlite::Error> for StoreError {
 pub(crate) struct SqliteDirect {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Writable connections for the pipeline's small write transactions
+    /// (kept apart from the readers: switching a reader's `query_only`
+    /// would expire every statement it has prepared).
+    writers: Mutex<Vec<Connection>>,
 }
 
 /// Open a connection on the store's file with the store's settings.
@@ -73,7 +77,29 @@ impl SqliteDirect {
         Ok(SqliteDirect {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![first]),
+            writers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Run `f` on a writable connection that never waits for the write lock
+    /// (busy timeout zero: `BEGIN IMMEDIATE` fails at once when it is taken).
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.writers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = open_conn(&self.path, false)?;
+                c.pragma_update(None, "cache_size", -65536)?;
+                c.busy_timeout(Duration::ZERO)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
+        if writers.len() < MAX_IDLE {
+            writers.push(conn);
+        }
+        Ok(out?)
     }
 
     /// The database file.
@@ -100,6 +126,9 @@ impl SqliteDirect {
     pub(crate) fn close(&self) {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
+        }
+        if let Ok(mut writers) = self.writers.lock() {
+            writers.clear();
         }
     }
 }
