@@ -975,13 +975,23 @@ impl Cs02bCommand {
     /// with or without the MAC layer) re-parse to exactly this command, and
     /// the signature verifies with `key` (the certificate of the key used).
     pub fn check_signed(&self, bytes: &[u8], key: &P256PublicKey) -> Result<(), GbcsError> {
+        self.check_encoded(bytes)?.frame.verify_signature(key)
+    }
+
+    /// The structural half of [`Cs02bCommand::check_signed`]: `bytes` re-parse
+    /// to exactly this command (the signature is not verified). Returns the
+    /// decoded message.
+    pub fn check_encoded<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> Result<crate::message::Message<'a>, GbcsError> {
         let msg = crate::message::Message::decode(bytes)?;
         if msg.command().as_ref() != Some(self) {
             return Err(GbcsError::Encode(EncodeError::Inconsistent(
                 "the signed bytes do not decode to the command that was built",
             )));
         }
-        msg.frame.verify_signature(key)
+        Ok(msg)
     }
 }
 

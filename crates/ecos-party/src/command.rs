@@ -287,17 +287,12 @@ fn build_with_secret(
     // Before it leaves: re-parse, compare with what was built, verify with
     // the certificate of the key used (`gbcs-cs02b.md` §13.5; the signature
     // as [`SignatureChecks`] samples it).
+    let self_check = |e: ecos_gbcs::GbcsError| CommandError::SelfCheck(e.to_string());
+    let msg = cmd.check_encoded(&bytes).map_err(self_check)?;
     if verify_signature {
-        cmd.check_signed(&bytes, key.certificate.public_key())
-            .map_err(|e| CommandError::SelfCheck(e.to_string()))?;
-    } else {
-        let msg = ecos_gbcs::Message::decode(&bytes)
-            .map_err(|e| CommandError::SelfCheck(e.to_string()))?;
-        if msg.command().as_ref() != Some(&cmd) {
-            return Err(CommandError::SelfCheck(
-                "the signed bytes do not decode to the command that was built".into(),
-            ));
-        }
+        msg.frame
+            .verify_signature(key.certificate.public_key())
+            .map_err(self_check)?;
     }
     Ok(BuiltCommand {
         bytes,
