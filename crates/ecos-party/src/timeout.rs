@@ -61,17 +61,14 @@ impl Party {
                 .unanswered_requests(sent_before, executed_before, PAGE)
                 .await
                 .map_err(|e| PartyError::Store(e.to_string()))?;
-            let full = page.len() == PAGE as usize;
-            let mut moved = 0;
             for req in &page {
                 if let Some(t) = self.time_out(req, now).await? {
                     done.push(t);
                 }
-                moved += 1;
             }
             // Every request read leaves `dispatched` (failed here, or
             // answered by its device meanwhile), so the next page is new.
-            if !full || moved == 0 {
+            if page.len() < PAGE as usize {
                 break;
             }
         }
@@ -92,8 +89,32 @@ impl Party {
             _ => (&t.no_response_code, req.updated_at),
         };
         let xml = req.request_xml.as_deref().unwrap_or_default();
-        let header = ecos_duis::read_request_header(xml.as_bytes(), &ecos_duis::Limits::default())
-            .map_err(|e| PartyError::Write(format!("stored request {}: {e}", req.request_id)))?;
+        let header = match ecos_duis::read_request_header(
+            xml.as_bytes(),
+            &ecos_duis::Limits::default(),
+        ) {
+            Ok(h) => h,
+            // Cannot be answered (the stored request does not read):
+            // failed and audited, so that it does not stop every sweep.
+            Err(e) => {
+                state::set_request_state(self.store(), &req.request_id, RequestState::Failed, now)
+                    .await?;
+                state::audit(
+                        self.store(),
+                        now,
+                        "ecos-party",
+                        "device_timeout",
+                        &req.request_id,
+                        &serde_json::json!({
+                            "device": req.device.to_string(),
+                            "message": format!("no device answer in time; the stored request does not read ({e}), so no response was sent"),
+                        })
+                        .to_string(),
+                    )
+                    .await?;
+                return Ok(None);
+            }
+        };
         let rc = ecos_duis::ResponseCode::new(code)
             .map_err(|e| PartyError::Write(format!("device_timeouts: {code}: {e}")))?;
         let unsigned = ecos_duis::error_response(&header, &rc, now)

@@ -960,3 +960,40 @@ async fn unsent_revalidation_cancellations_are_sent_later() {
     let audit = store.verify_audit_chain().await.unwrap();
     assert!(audit.first_broken.is_none());
 }
+
+/// A stored request that no longer reads cannot be answered: the sweep
+/// fails it and audits why, and the next sweep does not stop on it.
+#[tokio::test]
+async fn an_unreadable_overdue_request_is_failed_without_blocking_the_sweep() {
+    let w = world(PartyConfig::default()).await;
+    let id = accept(
+        &w,
+        &RequestSpec::new(demo::SUPPLIER_B, demo::ESME_TCOS, 1, demo::MPAN_1),
+        at(),
+    )
+    .await;
+    w.link.responses.lock().unwrap().clear();
+    let db = w._dir.path().join("ecos.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE requests SET request_xml = '<broken' WHERE request_id = ?")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let later = Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(7200))
+        .unwrap();
+    let timed = w.party.expire_unanswered(later).await.unwrap();
+    assert!(timed.is_empty(), "no response could be sent: {timed:?}");
+    let store = w.party.store();
+    assert_eq!(
+        store.request(&id).await.unwrap().unwrap().state,
+        RequestState::Failed
+    );
+    assert!(w.outbound().await.iter().all(|m| m.kind != "device_timeout"));
+    assert!(w.party.expire_unanswered(later).await.unwrap().is_empty());
+    assert!(store.verify_audit_chain().await.unwrap().first_broken.is_none());
+}
