@@ -993,7 +993,19 @@ async fn an_unreadable_overdue_request_is_failed_without_blocking_the_sweep() {
         store.request(&id).await.unwrap().unwrap().state,
         RequestState::Failed
     );
-    assert!(w.outbound().await.iter().all(|m| m.kind != "device_timeout"));
+    assert!(
+        w.outbound()
+            .await
+            .iter()
+            .all(|m| m.kind != "device_timeout")
+    );
     assert!(w.party.expire_unanswered(later).await.unwrap().is_empty());
-    assert!(store.verify_audit_chain().await.unwrap().first_broken.is_none());
+    assert!(
+        store
+            .verify_audit_chain()
+            .await
+            .unwrap()
+            .first_broken
+            .is_none()
+    );
 }
