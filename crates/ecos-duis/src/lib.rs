@@ -31,6 +31,7 @@ pub use write::{
     DccAlertBody, DccAlertCode, DeviceType, EcosAlert, ExecutionOutcome, FutureDatedOutcome,
     MeterMpxns, MmcCosAlert, MmcHeader, RemotePartyRole, RemotePartySeqNumberChange,
     ReplacementOutcome, ResponseCode, acknowledgement, cos_request, dcc_alert, device_response,
-    error_acknowledgement, error_response, future_dated_response, mmc_cos_alert, mmc_cos_response,
+    dsp_response, error_acknowledgement, error_response, future_dated_response, mmc_cos_alert,
+    mmc_cos_response,
 };
 pub use xml::Limits;

@@ -675,6 +675,23 @@ fn error_message(
     close_response(o)
 }
 
+/// An I0 response completed by the DSP without the device, such as a
+/// cancellation of a held future-dated request whose command never left
+/// (`ecos-domain.md` §4): ResponseID = the request's target and originator
+/// swapped, same counter (as [`device_response`]), no payload.
+pub fn dsp_response(request: &RequestHeader, at: Timestamp) -> Result<Vec<u8>, WriteError> {
+    let rid = request.request_id.response_id();
+    let mut o = open_response(&Envelope {
+        request_id: Some(&request.request_id),
+        response_id: Some(&rid),
+        code: &ResponseCode::I0,
+        at,
+    })?;
+    response_message_start(&mut o, request)?;
+    o.close("sr:ResponseMessage")?;
+    close_response(o)
+}
+
 /// An I0 device response carrying the raw GBCS response as `GBCSPayload`;
 /// ResponseID = the request's target and originator swapped, same counter.
 pub fn device_response(

@@ -155,6 +155,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             "error_response_E21",
             error_response(&h, &ResponseCode::new("E21").unwrap(), at()).unwrap(),
         ),
+        ("dsp_response_I0", dsp_response(&h, at()).unwrap()),
         (
             "device_response_I0",
             device_response(&h, &[0xDF, 0x09, 0x02, 0x01, 0x02], at()).unwrap(),

@@ -94,6 +94,9 @@ impl Default for DeviceTimeouts {
     }
 }
 
+/// The smallest `fd_dispatch_lead_secs` (twice the service's sweep period).
+pub const MIN_FD_DISPATCH_LEAD_SECS: u64 = 60;
+
 /// Policy of the 6.23 pipeline (`ecos-domain.md` §8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -110,6 +113,14 @@ pub struct PartyConfig {
     pub fd_min_lead_secs: u64,
     /// Maximum horizon of a future-dated ExecutionDateTime, in days (none: unlimited).
     pub fd_max_horizon_days: Option<u32>,
+    /// When a future-dated 6.23's command goes to the device
+    /// (`ecos-domain.md` §4, `fd_dispatch_lead`): `None` (the default) at
+    /// receipt; `Some(n)`: held in the store and dispatched `n` seconds
+    /// before its execution date-time, after checks 6 and 7 are run again
+    /// (see `Party::dispatch_held_future_dated`). A held request that is
+    /// cancelled by its requester, or by re-validation, is cancelled in the
+    /// store only: no command reaches the device.
+    pub fd_dispatch_lead_secs: Option<u64>,
     /// A cancellation must come from the originator of the pending request.
     pub cancel_requires_same_originator: bool,
     /// A new 6.23 while a future-dated one is pending.
@@ -145,6 +156,7 @@ impl Default for PartyConfig {
             switch_date_grace_days: 0,
             fd_min_lead_secs: 0,
             fd_max_horizon_days: None,
+            fd_dispatch_lead_secs: None,
             cancel_requires_same_originator: true,
             on_pending_fd: OnPendingFd::Reject,
             require_replacement_eui_equals_originator: true,
@@ -190,6 +202,15 @@ impl PartyConfig {
         }
         if a.fd_revalidation_ecos_alert_code.trim().is_empty() {
             return Err("dcc_alerts.fd_revalidation_ecos_alert_code: empty".into());
+        }
+        if let Some(lead) = self.fd_dispatch_lead_secs
+            && lead < MIN_FD_DISPATCH_LEAD_SECS
+        {
+            return Err(format!(
+                "fd_dispatch_lead_secs: {lead} is below {MIN_FD_DISPATCH_LEAD_SECS} s: the \
+                 dispatch sweep runs every 30 s, so a held request could miss its execution; \
+                 leave it unset to send at receipt"
+            ));
         }
         if self.command_signature_check_every == 0 {
             return Err("command_signature_check_every: 0; use 1 to verify every command".into());
@@ -243,6 +264,15 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.device_timeouts.response_secs, 60);
         assert_eq!(c.device_timeouts.future_dated_code, "E30");
+        let c: PartyConfig = toml::from_str("fd_dispatch_lead_secs = 86400\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.fd_dispatch_lead_secs, Some(86_400));
+        let bad: PartyConfig = toml::from_str("fd_dispatch_lead_secs = 5\n").unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("fd_dispatch_lead_secs")
+        );
         let bad: PartyConfig =
             toml::from_str("[device_timeouts]\nfuture_dated_code = \"I0\"\n").unwrap();
         assert!(bad.validate().unwrap_err().contains("future_dated_code"));

@@ -9,6 +9,8 @@
 //! - [`api`]: the port the HTTP layer calls.
 //! - [`revalidate`]: pending future-dated requests re-checked when
 //!   registration data changes, cancelled with an ECoSAlert when they fail.
+//! - [`hold`]: future-dated requests held until `fd_dispatch_lead_secs`
+//!   before execution, re-checked and sent by a sweep.
 //! - [`followup`]: after a completed switch, the inventory's supplier
 //!   credentials and the losing supplier's DCC alert.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod device;
 pub mod followup;
+pub mod hold;
 pub mod keys;
 pub mod readiness;
 pub mod reason;
@@ -33,6 +36,7 @@ pub mod timeout;
 pub use api::{ServiceRequestHandler, SyncAnswer};
 pub use check::{Accepted, CheckState, Checker, CosChoice, PendingFd, Refused};
 pub use config::{DccAlertConfig, OnMigrationInFlight, OnPendingFd, PartyConfig};
+pub use hold::HeldDispatch;
 pub use keys::{CosKey, PartyKeys};
 pub use reason::{Check, Reason, ResponseCodes};
 pub use revalidate::{CancelledPending, DeviceCancellation, Revalidation};

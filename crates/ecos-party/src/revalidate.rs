@@ -241,7 +241,7 @@ impl Party {
 
     /// Cancel one pending request that fails `reason` now. `None` when it
     /// was no longer pending (cancelled or completed meanwhile).
-    async fn cancel_pending(
+    pub(crate) async fn cancel_pending(
         &self,
         req: &StoredRequest,
         reason: Reason,
@@ -292,16 +292,32 @@ impl Party {
             "message": reason.to_string(),
         })
         .to_string();
+        // A command that never left is claimed only while it is still
+        // `accepted`: a held request sent meanwhile (see `hold`) must be
+        // cancelled on the device, so it is looked at again.
+        let from: &[RequestState] = if handed_out {
+            &[RequestState::Accepted, RequestState::Dispatched]
+        } else {
+            &[RequestState::Accepted]
+        };
         let claimed = self
             .store()
             .transition_request(
                 &req.request_id,
-                &[RequestState::Accepted, RequestState::Dispatched],
+                from,
                 RequestUpdate::to(RequestState::Cancelled).with_reason(reason_json),
             )
             .await;
         match claimed {
             Ok(_) => {}
+            Err(ecos_store::StoreError::RequestState { actual, .. })
+                if !handed_out && actual == RequestState::Dispatched.as_str() =>
+            {
+                let Some(fresh) = self.store().request(&req.request_id).await.map_err(st)? else {
+                    return Ok(None);
+                };
+                return Box::pin(self.cancel_pending(&fresh, reason, at)).await;
+            }
             Err(ecos_store::StoreError::RequestState { .. }) => {
                 // Cancelled or completed meanwhile: the cancellation is not needed.
                 if let Some((cancel_id, _, _)) = &prepared {

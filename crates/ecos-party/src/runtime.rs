@@ -334,6 +334,15 @@ impl Party {
             "command_sha256": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &command.bytes)),
         })
         .to_string();
+        // A cancellation of a request still held (`hold`): claimed first, so
+        // that the dispatch sweep cannot send it from now on.
+        let held_claim = match acc.cancels.as_deref() {
+            Some(pending) => {
+                self.claim_held_for_cancellation(pending, &record.request_id)
+                    .await?
+            }
+            None => false,
+        };
         let committed = state::commit_acceptance(
             &self.store,
             &record,
@@ -341,8 +350,13 @@ impl Party {
             acc.cancels.as_deref(),
             &detail,
         )
-        .await?;
-        match committed {
+        .await;
+        if held_claim && !matches!(committed, Ok(ecos_store::AcceptanceCommit::Committed)) {
+            if let Some(pending) = acc.cancels.as_deref() {
+                self.release_held_claim(pending).await?;
+            }
+        }
+        match committed? {
             ecos_store::AcceptanceCommit::Committed => {}
             ecos_store::AcceptanceCommit::Duplicate => {
                 // A concurrent request with the same RequestID got there first.
@@ -382,7 +396,40 @@ impl Party {
         // takes either state); it is logged and counted.
         let cv = acc.request.header.command_variant.get();
         let mut send_error = None;
-        if matches!(cv, 1 | 3) {
+        let held_fd = match acc.request.body.execution {
+            Execution::FutureDated(t) if self.config.fd_dispatch_lead_secs.is_some() => Some(t),
+            _ => None,
+        };
+        if held_claim {
+            // The cancelled request never reached the device: nothing to send,
+            // and the cancellation is answered at once.
+            if let Err(e) = self
+                .complete_held_cancellation(
+                    &acc.request.header,
+                    acc.cancels.as_deref().unwrap_or_default(),
+                    rid.target,
+                    at,
+                )
+                .await
+            {
+                bookkeeping_failed(&record.request_id, "completed", &e);
+            }
+        } else if let (true, Some(execution)) = (matches!(cv, 1 | 3), held_fd) {
+            // Held until the lead before its execution; when that is already
+            // here, claimed and sent now, as the dispatch sweep does.
+            if self.holds(execution, at) {
+                tracing::info!(request = %record.request_id, %execution, "future-dated 6.23 held for dispatch");
+            } else {
+                match self
+                    .send_claimed(&record.request_id, rid.target, command.bytes.clone(), at)
+                    .await
+                {
+                    Ok(crate::hold::ClaimedSend::NotSent(e)) => send_error = Some(e),
+                    Ok(_) => {}
+                    Err(e) => bookkeeping_failed(&record.request_id, "dispatched", &e),
+                }
+            }
+        } else if matches!(cv, 1 | 3) {
             match &self.transport {
                 Some(t) => match t.send(rid.target, command.bytes.clone()).await {
                     Ok(()) => {

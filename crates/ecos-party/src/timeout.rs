@@ -62,7 +62,7 @@ impl Party {
                 .await
                 .map_err(|e| PartyError::Store(e.to_string()))?;
             for req in &page {
-                if let Some(t) = self.time_out(req, now).await? {
+                if let Some(t) = self.time_out(req, now, "device_timeout").await? {
                     done.push(t);
                 }
             }
@@ -75,10 +75,23 @@ impl Party {
         Ok(done)
     }
 
+    /// Fail `req` (from `dispatched` or `accepted`) for want of a device
+    /// answer and send its requester the error response, audited as
+    /// `action`. `false` when it was answered meanwhile.
+    pub(crate) async fn fail_overdue(
+        &self,
+        req: &StoredRequest,
+        now: Timestamp,
+        action: &str,
+    ) -> Result<bool, PartyError> {
+        Ok(self.time_out(req, now, action).await?.is_some())
+    }
+
     async fn time_out(
         &self,
         req: &StoredRequest,
         now: Timestamp,
+        action: &str,
     ) -> Result<Option<TimedOut>, PartyError> {
         let t = &self.config().device_timeouts;
         let (code, due_since) = match req.kind {
@@ -103,7 +116,7 @@ impl Party {
                         self.store(),
                         now,
                         "ecos-party",
-                        "device_timeout",
+                        action,
                         &req.request_id,
                         &serde_json::json!({
                             "device": req.device.to_string(),
@@ -139,7 +152,7 @@ impl Party {
             Some(RequestState::Failed),
             "device_timeout",
             &signed,
-            "device_timeout",
+            action,
             &detail,
         )
         .await?;
@@ -150,9 +163,15 @@ impl Party {
             request = %req.request_id,
             device = %req.device,
             code = %code,
+            action,
             "no answer from the device in time: request failed, requester told"
         );
-        metrics::counter!("ecos_device_timeouts_total", "kind" => req.kind.as_str()).increment(1);
+        metrics::counter!(
+            "ecos_device_timeouts_total",
+            "kind" => req.kind.as_str(),
+            "action" => action.to_string()
+        )
+        .increment(1);
         Ok(Some(out))
     }
 }

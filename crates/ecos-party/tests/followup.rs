@@ -1009,3 +1009,281 @@ async fn an_unreadable_overdue_request_is_failed_without_blocking_the_sweep() {
             .is_none()
     );
 }
+
+fn held(lead_secs: u64) -> PartyConfig {
+    PartyConfig {
+        fd_dispatch_lead_secs: Some(lead_secs),
+        ..PartyConfig::default()
+    }
+}
+
+fn sent_count(w: &World) -> usize {
+    w.link.sent.lock().unwrap().len()
+}
+
+async fn state_of(w: &World, id: &str) -> RequestState {
+    w.party.store().request(id).await.unwrap().unwrap().state
+}
+
+async fn audited(w: &World, action: &str, subject: &str) -> bool {
+    w.party
+        .store()
+        .audit_entries(1, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.action == action && e.subject == subject)
+}
+
+/// `fd_dispatch_lead_secs`: a future-dated request is held in the store at
+/// receipt, re-checked and sent by the sweep once its lead before execution
+/// is reached, and completes on the device's outcome alert as usual.
+#[tokio::test]
+async fn held_future_dated_request_is_sent_at_its_lead() {
+    let w = world(held(86_400)).await;
+    let when: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    assert_eq!(sent_count(&w), 0, "held: nothing sent at receipt");
+    assert_eq!(state_of(&w, &id).await, RequestState::Accepted);
+    assert!(!w.pending_on_device(demo::GSME_TCOS));
+
+    // A second before the lead: not due.
+    let lead_at: Timestamp = "2026-06-30T00:00:00Z".parse().unwrap();
+    let early = lead_at
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    let d = w.party.dispatch_held_future_dated(early).await.unwrap();
+    assert_eq!((d.due, d.sent.len()), (0, 0), "{d:?}");
+
+    // At the lead: re-checked and sent, claimed as dispatched, audited.
+    *w.link.now.lock().unwrap() = lead_at;
+    let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
+    assert_eq!(d.sent, vec![id.clone()], "{d:?}");
+    assert_eq!(sent_count(&w), 1);
+    assert_eq!(state_of(&w, &id).await, RequestState::Dispatched);
+    assert!(w.pending_on_device(demo::GSME_TCOS));
+    assert!(audited(&w, "fd_dispatched", &id).await);
+    let again = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
+    assert_eq!(again, ecos_party::HeldDispatch::default(), "sent once");
+
+    // The device takes it and reports the outcome at execution.
+    let reports = w.deliver_responses(lead_at).await;
+    assert!(reports.iter().all(|r| r.accepted_only), "{reports:?}");
+    let alerts = w.fleet.tick(when, |_, _| None);
+    let [(_, Ok(alert))] = &alerts[..] else {
+        panic!("{alerts:?}")
+    };
+    assert!(
+        w.party
+            .on_device_message(alert, when)
+            .await
+            .unwrap()
+            .success
+    );
+    assert_eq!(state_of(&w, &id).await, RequestState::Completed);
+}
+
+/// A held request whose lead is already here at receipt goes at once; one
+/// that cannot be sent stays held and goes with a later sweep.
+#[tokio::test]
+async fn held_request_due_at_receipt_goes_at_once_and_a_failed_send_is_retried() {
+    let w = world(held(40 * 86_400)).await;
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    assert_eq!(sent_count(&w), 1);
+    assert_eq!(state_of(&w, &id).await, RequestState::Dispatched);
+
+    let w = world_with(held(86_400), false).await;
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    let lead_at: Timestamp = "2026-06-30T06:00:00Z".parse().unwrap();
+    let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
+    assert_eq!(d.not_sent.len(), 1, "{d:?}");
+    assert!(d.not_sent[0].1.contains("no device transport"), "{d:?}");
+    assert_eq!(
+        state_of(&w, &id).await,
+        RequestState::Accepted,
+        "still held"
+    );
+}
+
+/// Re-validation at dispatch: a held request whose requester is no longer
+/// the registered supplier at the execution date is cancelled in the store
+/// only (its command never left) and its requester gets the ECoSAlert.
+#[tokio::test]
+async fn held_request_failing_its_recheck_at_dispatch_is_cancelled_without_the_device() {
+    let w = world(held(86_400)).await;
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::ESME_TCOS,
+            1,
+            demo::MPAN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    w.import_regdata(
+        "update-1",
+        &format!(
+            "mpxn,supplier_mpid,effective_from,effective_to\n\
+             {m},BDEE,{d},2026-06-15\n\
+             {m},CFEE,2026-06-16,\n",
+            m = demo::MPAN_1,
+            d = demo::SWITCH_DATE
+        ),
+    )
+    .await;
+    let lead_at: Timestamp = "2026-06-30T00:00:00Z".parse().unwrap();
+    let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
+    let [c] = &d.cancelled[..] else {
+        panic!("{d:?}")
+    };
+    assert_eq!(c.request_id, id);
+    assert!(
+        matches!(c.reason, Reason::MpidNotRegisteredSupplier { .. }),
+        "{c:?}"
+    );
+    assert_eq!(c.on_device, DeviceCancellation::NotNeeded);
+    assert!(d.sent.is_empty());
+    assert_eq!(sent_count(&w), 0, "nothing reached the device");
+    assert_eq!(state_of(&w, &id).await, RequestState::Cancelled);
+    let out = w.outbound().await;
+    assert!(
+        out.iter()
+            .any(|m| m.kind == "dcc_alert" && m.recipient == demo::SUPPLIER_B.to_string()),
+        "{out:?}"
+    );
+}
+
+/// A cancellation of a held request: no command for the device, the held
+/// request is cancelled, and the cancellation is answered at once with a
+/// DSP-signed I0; the sweep then has nothing to send.
+#[tokio::test]
+async fn cancelling_a_held_request_needs_no_device_command() {
+    let w = world(held(86_400)).await;
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    let mut cancel = RequestSpec::new(demo::SUPPLIER_B, demo::GSME_TCOS, 2, demo::MPRN_1);
+    cancel.execution = Execution::Cancellation;
+    let (answer, outcome) = w
+        .party
+        .process(&cancel.signed(&w.pki).unwrap(), at())
+        .await
+        .unwrap();
+    let Outcome::Accepted {
+        request_id: cancel_id,
+        send_error,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert!(send_error.is_none());
+    assert!(String::from_utf8_lossy(&answer.body).contains("I99"));
+    assert_eq!(sent_count(&w), 0, "nothing for the device");
+    assert_eq!(state_of(&w, &id).await, RequestState::Cancelled);
+    assert_eq!(state_of(&w, &cancel_id).await, RequestState::Completed);
+    let pending = w.party.store().request(&id).await.unwrap().unwrap();
+    assert!(
+        pending
+            .decision_reason
+            .as_deref()
+            .is_some_and(|r| r.contains(&cancel_id)),
+        "{pending:?}"
+    );
+    let out = w.outbound().await;
+    let [resp] = &out[..] else { panic!("{out:?}") };
+    assert_eq!(
+        (resp.kind.as_str(), resp.recipient.as_str()),
+        ("dsp_response", demo::SUPPLIER_B.to_string().as_str())
+    );
+    let xml = assert_dsp_signed(&w.pki, &resp.body);
+    assert!(has(&xml, "ResponseCode", "I0"), "{xml}");
+    assert!(has(&xml, "RequestID", &cancel_id), "{xml}");
+    assert!(audited(&w, "fd_cancelled_locally", &cancel_id).await);
+    let lead_at: Timestamp = "2026-06-30T00:00:00Z".parse().unwrap();
+    let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
+    assert_eq!(d, ecos_party::HeldDispatch::default());
+    assert!(
+        w.party
+            .store()
+            .verify_audit_chain()
+            .await
+            .unwrap()
+            .first_broken
+            .is_none()
+    );
+}
+
+/// A held request the service could not send before its execution (it was
+/// down) is failed, and its requester sent the future-dated time-out error.
+#[tokio::test]
+async fn held_request_missing_its_execution_is_failed_with_e30() {
+    let w = world(held(86_400)).await;
+    let id = accept(
+        &w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await;
+    let late: Timestamp = "2026-07-01T00:00:01Z".parse().unwrap();
+    let d = w.party.dispatch_held_future_dated(late).await.unwrap();
+    assert_eq!(d.missed, vec![id.clone()], "{d:?}");
+    assert_eq!(sent_count(&w), 0);
+    assert_eq!(state_of(&w, &id).await, RequestState::Failed);
+    let out = w.outbound().await;
+    let [resp] = &out[..] else { panic!("{out:?}") };
+    let xml = assert_dsp_signed(&w.pki, &resp.body);
+    assert!(has(&xml, "ResponseCode", "E30"), "{xml}");
+    assert!(audited(&w, "fd_dispatch_missed", &id).await);
+}

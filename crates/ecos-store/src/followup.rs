@@ -106,6 +106,40 @@ impl Store {
         rows.into_iter().map(req_from_tuple).collect()
     }
 
+    /// Future-dated requests still `accepted` (their command has not left) whose
+    /// execution instant is at or before `due_by`, earliest execution first, at most
+    /// `limit`, after the `(execution instant, request id)` cursor `after` (pass the
+    /// last one seen): the held requests a dispatch sweep sends
+    /// (`requests_held_future_dated`, schema 0008). The kind and state are literals
+    /// so that the partial index serves.
+    pub async fn held_future_dated_due(
+        &self,
+        due_by: Timestamp,
+        after: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<StoredRequest>> {
+        debug_assert_eq!(RequestKind::FutureDated.as_str(), "future-dated");
+        debug_assert_eq!(RequestState::Accepted.as_str(), "accepted");
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM requests WHERE kind = 'future-dated' \
+             AND state = 'accepted' AND execution_time <= $1 \
+             AND (execution_time > $2 OR (execution_time = $2 AND request_id > $3)) \
+             ORDER BY execution_time, request_id LIMIT $4"
+        );
+        let (after_at, after_id) = match after {
+            Some((t, id)) => (ts_to_micros(t), id),
+            None => (i64::MIN, ""),
+        };
+        let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
+            .bind(ts_to_micros(due_by))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(req_from_tuple).collect()
+    }
+
     /// Party-originated cancellations (re-validation; no request XML) whose
     /// command was built and recorded but never left (`accepted`), oldest
     /// first, at most `limit`.

@@ -625,7 +625,94 @@ async fn unanswered(s: Store) {
     );
 }
 
+/// Future-dated requests held for dispatch (still `accepted`), due by an
+/// instant, earliest execution first, paged by (execution, id).
+async fn held_future_dated(s: Store) {
+    let put = |id: &'static str, kind, exec: Option<&'static str>, to: RequestState| {
+        let s = s.clone();
+        async move {
+            s.insert_request(&req(id, kind, exec)).await.unwrap();
+            s.transition_request(id, &[RequestState::Received], RequestUpdate::to(to))
+                .await
+                .unwrap();
+        }
+    };
+    let fd = RequestKind::FutureDated;
+    put(
+        "b-first",
+        fd,
+        Some("2030-01-01T00:00:00Z"),
+        RequestState::Accepted,
+    )
+    .await;
+    put(
+        "a-first",
+        fd,
+        Some("2030-01-01T00:00:00Z"),
+        RequestState::Accepted,
+    )
+    .await;
+    put(
+        "second",
+        fd,
+        Some("2030-02-01T00:00:00Z"),
+        RequestState::Accepted,
+    )
+    .await;
+    put(
+        "later",
+        fd,
+        Some("2031-01-01T00:00:00Z"),
+        RequestState::Accepted,
+    )
+    .await;
+    put(
+        "sent",
+        fd,
+        Some("2030-01-01T00:00:00Z"),
+        RequestState::Dispatched,
+    )
+    .await;
+    put("imm", RequestKind::Immediate, None, RequestState::Accepted).await;
+    let ids = |v: Vec<ecos_store::StoredRequest>| -> Vec<String> {
+        v.into_iter().map(|r| r.request_id).collect()
+    };
+    let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    assert!(
+        s.held_future_dated_due(t("2029-12-31T23:59:59Z"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = t("2030-06-01T00:00:00Z");
+    assert_eq!(
+        ids(s.held_future_dated_due(due, None, 10).await.unwrap()),
+        ["a-first", "b-first", "second"]
+    );
+    let first = s.held_future_dated_due(due, None, 1).await.unwrap();
+    assert_eq!(ids(first.clone()), ["a-first"]);
+    let cursor = (
+        first[0].execution_time.unwrap(),
+        first[0].request_id.as_str(),
+    );
+    assert_eq!(
+        ids(s
+            .held_future_dated_due(due, Some(cursor), 10)
+            .await
+            .unwrap()),
+        ["b-first", "second"]
+    );
+    assert_eq!(
+        ids(s
+            .held_future_dated_due(due, Some((t("2030-01-01T00:00:00Z"), "b-first")), 10)
+            .await
+            .unwrap()),
+        ["second"]
+    );
+}
+
 suite!(
+    held_future_dated,
     request_counters,
     gbcs_counters,
     gbcs_counter_blocks,

@@ -146,8 +146,9 @@ pub const DEVICE_TIMEOUT_POLL: Duration = Duration::from_secs(30);
 
 /// Every `every`, fail the requests whose device answer is overdue
 /// (`device_timeouts` in the party configuration) and queue their
-/// requesters' E21/E30 responses; and send the re-validation cancellations
-/// that could not be sent when they were made.
+/// requesters' E21/E30 responses; send the future-dated requests held until
+/// their dispatch lead (`party.fd_dispatch_lead_secs`); and send the
+/// re-validation cancellations that could not be sent when they were made.
 pub fn spawn_device_timeouts(party: Arc<Party>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -158,6 +159,19 @@ pub fn spawn_device_timeouts(party: Arc<Party>, every: Duration) -> tokio::task:
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("looking for unanswered commands: {e}"),
+            }
+            match party.dispatch_held_future_dated(Timestamp::now()).await {
+                Ok(d) if !d.sent.is_empty() || !d.cancelled.is_empty() || !d.missed.is_empty() => {
+                    tracing::info!(
+                        sent = d.sent.len(),
+                        cancelled = d.cancelled.len(),
+                        missed = d.missed.len(),
+                        still_held = d.not_sent.len() + d.unchecked.len(),
+                        "held future-dated 6.23s due: dispatched"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("dispatching held future-dated 6.23s: {e}"),
             }
             match party.resend_unsent_cancellations(Timestamp::now()).await {
                 Ok(s) if !s.is_empty() => tracing::info!(
