@@ -65,13 +65,11 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredRequest>> {
         let sql = format!(
-            "SELECT {REQ_COLS} FROM requests WHERE kind = $1 AND state IN ($2, $3) \
-             AND request_id > $4 ORDER BY request_id LIMIT $5"
+            "SELECT {REQ_COLS} FROM requests WHERE kind = 'future-dated' \
+             AND state IN ('accepted', 'dispatched') \
+             AND request_id > $1 ORDER BY request_id LIMIT $2"
         );
         let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
-            .bind(RequestKind::FutureDated.as_str())
-            .bind(RequestState::Accepted.as_str())
-            .bind(RequestState::Dispatched.as_str())
             .bind(after_request_id)
             .bind(i64::from(limit))
             .fetch_all(p)
@@ -91,13 +89,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredRequest>> {
         let sql = format!(
-            "SELECT {REQ_COLS} FROM requests WHERE state = $1 AND request_xml IS NOT NULL \
-             AND ((kind <> $2 AND updated_at < $3) OR (kind = $2 AND execution_time < $4)) \
-             ORDER BY updated_at, request_id LIMIT $5"
+            "SELECT {REQ_COLS} FROM requests WHERE state = 'dispatched' \
+             AND request_xml IS NOT NULL \
+             AND ((kind <> 'future-dated' AND updated_at < $1) \
+             OR (kind = 'future-dated' AND execution_time < $2)) \
+             ORDER BY updated_at, request_id LIMIT $3"
         );
         let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
-            .bind(RequestState::Dispatched.as_str())
-            .bind(RequestKind::FutureDated.as_str())
             .bind(ts_to_micros(sent_before))
             .bind(ts_to_micros(executed_before))
             .bind(i64::from(limit))
@@ -145,13 +143,11 @@ impl Store {
     /// first, at most `limit`.
     pub async fn unsent_party_cancellations(&self, limit: u32) -> Result<Vec<StoredRequest>> {
         let sql = format!(
-            "SELECT {REQ_COLS} FROM requests WHERE kind = $1 AND state = $2 \
-             AND request_xml IS NULL AND command IS NOT NULL \
-             ORDER BY created_at, request_id LIMIT $3"
+            "SELECT {REQ_COLS} FROM requests WHERE kind = 'cancellation' \
+             AND state = 'accepted' AND request_xml IS NULL AND command IS NOT NULL \
+             ORDER BY created_at, request_id LIMIT $1"
         );
         let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(AssertSqlSafe(sql))
-            .bind(RequestKind::Cancellation.as_str())
-            .bind(RequestState::Accepted.as_str())
             .bind(i64::from(limit))
             .fetch_all(p)
             .await?);
@@ -255,5 +251,21 @@ impl Store {
             files: n.max(0) as u64,
             last_imported_us: last.unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeps' queries name kinds and states as SQL literals (so that
+    /// the partial indexes of schemas 0008 and 0009 serve): they must be the
+    /// enums' stored forms.
+    #[test]
+    fn literal_kinds_and_states_are_the_stored_forms() {
+        assert_eq!(RequestKind::FutureDated.as_str(), "future-dated");
+        assert_eq!(RequestKind::Cancellation.as_str(), "cancellation");
+        assert_eq!(RequestState::Accepted.as_str(), "accepted");
+        assert_eq!(RequestState::Dispatched.as_str(), "dispatched");
     }
 }
