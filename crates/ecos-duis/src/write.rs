@@ -664,6 +664,16 @@ fn error_message(
             },
         ));
     }
+    bare_message(request, code, response_id, at)
+}
+
+/// A response whose `ResponseMessage` holds only the service reference.
+fn bare_message(
+    request: &RequestHeader,
+    code: &ResponseCode,
+    response_id: Option<&ResponseId>,
+    at: Timestamp,
+) -> Result<Vec<u8>, WriteError> {
     let mut o = open_response(&Envelope {
         request_id: Some(&request.request_id),
         response_id,
@@ -681,15 +691,7 @@ fn error_message(
 /// swapped, same counter (as [`device_response`]), no payload.
 pub fn dsp_response(request: &RequestHeader, at: Timestamp) -> Result<Vec<u8>, WriteError> {
     let rid = request.request_id.response_id();
-    let mut o = open_response(&Envelope {
-        request_id: Some(&request.request_id),
-        response_id: Some(&rid),
-        code: &ResponseCode::I0,
-        at,
-    })?;
-    response_message_start(&mut o, request)?;
-    o.close("sr:ResponseMessage")?;
-    close_response(o)
+    bare_message(request, &ResponseCode::I0, Some(&rid), at)
 }
 
 /// An I0 device response carrying the raw GBCS response as `GBCSPayload`;

@@ -126,6 +126,21 @@ impl World {
             .unwrap()
     }
 
+    /// B's registration of MPAN_1 ends on 2026-06-15; C takes over on the 16th.
+    async fn end_b_registration_of_mpan_1(&self) {
+        self.import_regdata(
+            "update-1",
+            &format!(
+                "mpxn,supplier_mpid,effective_from,effective_to\n\
+                 {m},BDEE,{d},2026-06-15\n\
+                 {m},CFEE,2026-06-16,\n",
+                m = demo::MPAN_1,
+                d = demo::SWITCH_DATE
+            ),
+        )
+        .await;
+    }
+
     async fn import_regdata(&self, id: &str, csv: &str) {
         self.party
             .store()
@@ -236,17 +251,7 @@ async fn registration_change_cancels_an_invalidated_future_dated_request() {
     assert_eq!((r.checked, r.still_valid, r.cancelled.len()), (2, 2, 0));
 
     // B's registration of MPAN_1 now ends on 2026-06-15; C takes over.
-    w.import_regdata(
-        "update-1",
-        &format!(
-            "mpxn,supplier_mpid,effective_from,effective_to\n\
-             {m},BDEE,{d},2026-06-15\n\
-             {m},CFEE,2026-06-16,\n",
-            m = demo::MPAN_1,
-            d = demo::SWITCH_DATE
-        ),
-    )
-    .await;
+    w.end_b_registration_of_mpan_1().await;
     let later: Timestamp = "2026-06-02T09:00:00Z".parse().unwrap();
     *w.link.now.lock().unwrap() = later;
     let r = w
@@ -1010,6 +1015,22 @@ async fn an_unreadable_overdue_request_is_failed_without_blocking_the_sweep() {
     );
 }
 
+/// B's future-dated 6.23 for the gas meter, executing 2026-07-01, received at `at()`.
+async fn accept_gas_fd(w: &World) -> String {
+    accept(
+        w,
+        &fd(
+            demo::SUPPLIER_B,
+            demo::GSME_TCOS,
+            1,
+            demo::MPRN_1,
+            "2026-07-01T00:00:00Z",
+        ),
+        at(),
+    )
+    .await
+}
+
 fn held(lead_secs: u64) -> PartyConfig {
     PartyConfig {
         fd_dispatch_lead_secs: Some(lead_secs),
@@ -1042,18 +1063,7 @@ async fn audited(w: &World, action: &str, subject: &str) -> bool {
 async fn held_future_dated_request_is_sent_at_its_lead() {
     let w = world(held(86_400)).await;
     let when: Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
-    let id = accept(
-        &w,
-        &fd(
-            demo::SUPPLIER_B,
-            demo::GSME_TCOS,
-            1,
-            demo::MPRN_1,
-            "2026-07-01T00:00:00Z",
-        ),
-        at(),
-    )
-    .await;
+    let id = accept_gas_fd(&w).await;
     assert_eq!(sent_count(&w), 0, "held: nothing sent at receipt");
     assert_eq!(state_of(&w, &id).await, RequestState::Accepted);
     assert!(!w.pending_on_device(demo::GSME_TCOS));
@@ -1099,34 +1109,12 @@ async fn held_future_dated_request_is_sent_at_its_lead() {
 #[tokio::test]
 async fn held_request_due_at_receipt_goes_at_once_and_a_failed_send_is_retried() {
     let w = world(held(40 * 86_400)).await;
-    let id = accept(
-        &w,
-        &fd(
-            demo::SUPPLIER_B,
-            demo::GSME_TCOS,
-            1,
-            demo::MPRN_1,
-            "2026-07-01T00:00:00Z",
-        ),
-        at(),
-    )
-    .await;
+    let id = accept_gas_fd(&w).await;
     assert_eq!(sent_count(&w), 1);
     assert_eq!(state_of(&w, &id).await, RequestState::Dispatched);
 
     let w = world_with(held(86_400), false).await;
-    let id = accept(
-        &w,
-        &fd(
-            demo::SUPPLIER_B,
-            demo::GSME_TCOS,
-            1,
-            demo::MPRN_1,
-            "2026-07-01T00:00:00Z",
-        ),
-        at(),
-    )
-    .await;
+    let id = accept_gas_fd(&w).await;
     let lead_at: Timestamp = "2026-06-30T06:00:00Z".parse().unwrap();
     let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
     assert_eq!(d.not_sent.len(), 1, "{d:?}");
@@ -1156,17 +1144,7 @@ async fn held_request_failing_its_recheck_at_dispatch_is_cancelled_without_the_d
         at(),
     )
     .await;
-    w.import_regdata(
-        "update-1",
-        &format!(
-            "mpxn,supplier_mpid,effective_from,effective_to\n\
-             {m},BDEE,{d},2026-06-15\n\
-             {m},CFEE,2026-06-16,\n",
-            m = demo::MPAN_1,
-            d = demo::SWITCH_DATE
-        ),
-    )
-    .await;
+    w.end_b_registration_of_mpan_1().await;
     let lead_at: Timestamp = "2026-06-30T00:00:00Z".parse().unwrap();
     let d = w.party.dispatch_held_future_dated(lead_at).await.unwrap();
     let [c] = &d.cancelled[..] else {
@@ -1195,18 +1173,7 @@ async fn held_request_failing_its_recheck_at_dispatch_is_cancelled_without_the_d
 #[tokio::test]
 async fn cancelling_a_held_request_needs_no_device_command() {
     let w = world(held(86_400)).await;
-    let id = accept(
-        &w,
-        &fd(
-            demo::SUPPLIER_B,
-            demo::GSME_TCOS,
-            1,
-            demo::MPRN_1,
-            "2026-07-01T00:00:00Z",
-        ),
-        at(),
-    )
-    .await;
+    let id = accept_gas_fd(&w).await;
     let mut cancel = RequestSpec::new(demo::SUPPLIER_B, demo::GSME_TCOS, 2, demo::MPRN_1);
     cancel.execution = Execution::Cancellation;
     let (answer, outcome) = w
@@ -1264,18 +1231,7 @@ async fn cancelling_a_held_request_needs_no_device_command() {
 #[tokio::test]
 async fn held_request_missing_its_execution_is_failed_with_e30() {
     let w = world(held(86_400)).await;
-    let id = accept(
-        &w,
-        &fd(
-            demo::SUPPLIER_B,
-            demo::GSME_TCOS,
-            1,
-            demo::MPRN_1,
-            "2026-07-01T00:00:00Z",
-        ),
-        at(),
-    )
-    .await;
+    let id = accept_gas_fd(&w).await;
     let late: Timestamp = "2026-07-01T00:00:01Z".parse().unwrap();
     let d = w.party.dispatch_held_future_dated(late).await.unwrap();
     assert_eq!(d.missed, vec![id.clone()], "{d:?}");
