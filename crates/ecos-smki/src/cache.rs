@@ -9,6 +9,13 @@
 //! hit can never change a verdict.
 //!
 //! The bound is [`Bounded`]: two generations, at most `capacity` entries.
+//!
+//! Keys are hashed with foldhash, randomly seeded per map, not SipHash: a
+//! key here is often a whole certificate's text (~600 bytes, four per 6.23
+//! request), where SipHash costs more than the look-up is worth. Keys are
+//! still compared in full, so a collision costs time, never a wrong hit;
+//! the random seed keeps collisions from being chosen in advance, and the
+//! bound keeps any chain short.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -27,10 +34,13 @@ pub struct Bounded<K, V> {
     gens: Mutex<Generations<K, V>>,
 }
 
+/// The maps of [`Bounded`]: foldhash with a random seed (see the module doc).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 struct Generations<K, V> {
-    young: HashMap<K, V>,
-    old: HashMap<K, V>,
+    young: Map<K, V>,
+    old: Map<K, V>,
     hits: u64,
     misses: u64,
 }
@@ -52,8 +62,8 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
         Bounded {
             half: (capacity / 2).max(1),
             gens: Mutex::new(Generations {
-                young: HashMap::new(),
-                old: HashMap::new(),
+                young: Map::default(),
+                old: Map::default(),
                 hits: 0,
                 misses: 0,
             }),
