@@ -242,16 +242,17 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
     let mut ctx = NsContext {
         bindings: Vec::new(),
     };
-    // Work stack: Enter(node) or Leave(qname, ctx length to restore).
+    // Work stack: Enter(node, its output parent) or Leave(qname, ctx
+    // length to restore).
     enum Step<'a, 'i> {
-        Enter(Node<'a, 'i>),
+        Enter(Node<'a, 'i>, Option<Node<'a, 'i>>),
         Leave(&'i str, usize),
     }
-    let mut stack: Vec<Step<'a, 'i>> = vec![Step::Enter(top)];
+    let mut stack: Vec<Step<'a, 'i>> = vec![Step::Enter(top, None)];
     let mut ns_buf: Vec<Rendered<'a>> = Vec::new();
     let mut attrs: Vec<Attr<'a>> = Vec::new();
     while let Some(step) = stack.pop() {
-        let node = match step {
+        let (node, parent) = match step {
             Step::Leave(qname, mark) => {
                 out.extend_from_slice(b"</");
                 out.extend_from_slice(qname.as_bytes());
@@ -259,7 +260,7 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
                 ctx.bindings.truncate(mark);
                 continue;
             }
-            Step::Enter(node) => node,
+            Step::Enter(node, parent) => (node, parent),
         };
         if Some(node.id()) == exclude {
             continue;
@@ -274,6 +275,10 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
         // Namespace declarations to render.
         ns_buf.clear();
         match opts.mode {
+            // Below the top, an element with its parent's in-scope
+            // namespaces (it declares nothing of its own) has nothing to
+            // render: the parent left every one of them in force.
+            Mode::Inclusive if parent.is_some_and(|p| same_namespaces(node, p)) => {}
             Mode::Inclusive => {
                 let mut has_default = false;
                 for ns in node.namespaces() {
@@ -374,10 +379,19 @@ fn canonicalize_element_tree<'a, 'i: 'a>(
         // Children in reverse so that they pop in document order.
         let mut child = node.last_child();
         while let Some(c) = child {
-            stack.push(Step::Enter(c));
+            stack.push(Step::Enter(c, Some(node)));
             child = c.prev_sibling();
         }
     }
+}
+
+/// Are the in-scope namespaces of `node` those of its parent element
+/// `parent`, binding for binding (it declares none of its own)? The parser
+/// keeps one record per distinct binding, so the same binding is the same
+/// record.
+fn same_namespaces(node: Node<'_, '_>, parent: Node<'_, '_>) -> bool {
+    let (mine, theirs) = (node.namespaces(), parent.namespaces());
+    mine.len() == theirs.len() && mine.zip(theirs).all(|(a, b)| std::ptr::eq(a, b))
 }
 
 /// Escape character content.

@@ -366,6 +366,23 @@ fn check_declared_encoding(text: &str) -> Result<(), ParseError> {
 pub(crate) fn element_qname<'i>(node: Node<'_, 'i>) -> &'i str {
     let input = node.document().input_text();
     let start = node.range().start + 1;
+    // The parser's local name is a slice of the input that ends where the
+    // qualified name ends: take the qname from there when it checks out.
+    let local = node.tag_name().name();
+    let end = (local.as_ptr() as usize)
+        .wrapping_sub(input.as_ptr() as usize)
+        .wrapping_add(local.len());
+    if let Some(q) = input.get(start..end) {
+        let b = q.as_bytes();
+        let prefixed = b.len() > local.len() && b[b.len() - local.len() - 1] == b':';
+        let ends = input
+            .as_bytes()
+            .get(end)
+            .is_some_and(|&c| c.is_ascii_whitespace() || c == b'/' || c == b'>');
+        if q.ends_with(local) && (b.len() == local.len() || prefixed) && ends {
+            return q;
+        }
+    }
     let rest = input.get(start..).unwrap_or("");
     // Bytes, not chars: every delimiter is ASCII, and no byte of a
     // multi-byte UTF-8 sequence is.
