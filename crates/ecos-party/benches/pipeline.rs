@@ -7,7 +7,11 @@
 //! context and the registration look-ups on SQLite); the request context
 //! read alone; command build + sign + self-check + MAC (the device's MAC
 //! secret cached, the signature verified as `command_signature_check_every` samples it); the durable writes (GBCS counter, acceptance committed
-//! whole); and the whole `Party::process`.
+//! whole); and the whole `Party::process`. The durable writes and the
+//! whole process are also run with [`LANES`] requests in flight at once on
+//! the same current-thread runtime (one core for the pipeline, plus the
+//! SQLite writer thread, whose CPU is counted too): the group commit of the
+//! store's writer thread only pays under concurrency.
 //!
 //! After criterion's own runs, an interleaved report times every stage and
 //! the baseline in alternating slices and prints each stage's median cost
@@ -30,9 +34,11 @@ use aws_lc_rs::signature::{
 use criterion::{Criterion, criterion_group, criterion_main};
 use ecos_party::command::{MacSecrets, SignatureChecks};
 use ecos_party::demo::{self, RequestSpec};
-use ecos_party::{Party, PartyConfig};
+use ecos_party::{Outcome, Party, PartyConfig};
 use ecos_smki::Eui64;
-use ecos_store::{Acceptance, NewAuditEntry, NewRequest, RequestKind, Store, StoreConfig};
+use ecos_store::{
+    Acceptance, AcceptanceCommit, NewAuditEntry, NewRequest, RequestKind, Store, StoreConfig,
+};
 use jiff::Timestamp;
 
 fn at() -> Timestamp {
@@ -193,24 +199,23 @@ fn bench(c: &mut Criterion) {
     };
     // The durable writes of an acceptance, for a bench-only originator.
     let command = build_acceptance_command(&accepted, &keys);
-    let mut write_n = 0u64;
-    let mut writes = || {
-        write_n += 1;
-        rt.block_on(async {
+    let write_one = |n: u64| {
+        let (store, body, command) = (&store, &body, &command);
+        async move {
             let gbcs = store.reserve_gbcs_counter(PARTY).await.unwrap();
             let request = NewRequest {
-                request_id: format!("bench-{write_n}"),
+                request_id: format!("bench-{n}"),
                 originator: BENCH_ORIGINATOR,
                 device: rid.target,
                 kind: RequestKind::Immediate,
                 execution_time: None,
-                request_xml: Some(String::from_utf8_lossy(&body).into_owned()),
+                request_xml: Some(String::from_utf8_lossy(body).into_owned()),
             };
-            let done = store
-                .commit_acceptance_fast(&Acceptance {
+            store
+                .commit_acceptance(&Acceptance {
                     request: &request,
-                    request_counter: write_n,
-                    command: &command,
+                    request_counter: n,
+                    command,
                     gbcs_counter: gbcs,
                     cancels: None,
                     audit: NewAuditEntry {
@@ -221,9 +226,43 @@ fn bench(c: &mut Criterion) {
                     },
                 })
                 .await
-                .unwrap();
-            black_box(done);
-        })
+                .unwrap()
+        }
+    };
+    let write_n = std::cell::Cell::new(0u64);
+    let next_write = || {
+        write_n.set(write_n.get() + 1);
+        write_n.get()
+    };
+    let mut writes = || {
+        black_box(rt.block_on(write_one(next_write())));
+    };
+    // LANES acceptances in flight at once, queued in counter order.
+    let mut writes_concurrent = || {
+        let ns: Vec<u64> = (0..LANES).map(|_| next_write()).collect();
+        let done = rt.block_on(join_all(ns.into_iter().map(&write_one)));
+        assert!(
+            done.iter().all(|d| *d == AcceptanceCommit::Committed),
+            "{done:?}"
+        );
+    };
+    // Concurrent whole-process runs: LANES lanes, each taking its share of
+    // `batch` in order; refusals (a lane's counter overtaken) are counted.
+    let refused_concurrent = std::cell::Cell::new(0usize);
+    let process_concurrent = |batch: &[Vec<u8>]| {
+        let lanes = (0..LANES).map(|lane| {
+            let party = &party;
+            async move {
+                let mut refused = 0;
+                for b in batch.iter().skip(lane).step_by(LANES) {
+                    let (_, outcome) = party.process(b, at()).await.unwrap();
+                    refused += usize::from(matches!(outcome, Outcome::Refused(_)));
+                }
+                refused
+            }
+        });
+        let refused: usize = rt.block_on(join_all(lanes)).into_iter().sum();
+        refused_concurrent.set(refused_concurrent.get() + refused);
     };
 
     let mut g = c.benchmark_group("pipeline");
@@ -238,6 +277,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("stage_request_context_sqlite", |b| b.iter(context));
     g.bench_function("stage_build_sign_selfcheck_mac", |b| b.iter(&mut build));
     g.bench_function("stage_durable_writes_sqlite", |b| b.iter(&mut writes));
+    g.bench_function("stage_durable_writes_sqlite_x8_concurrent", |b| {
+        b.iter(&mut writes_concurrent)
+    });
     let mut bodies = Bodies { next: 10 };
     g.bench_function("whole_process_durable_sqlite", |b| {
         b.iter_custom(|iters| {
@@ -249,6 +291,14 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    g.bench_function("whole_process_durable_sqlite_x8_concurrent", |b| {
+        b.iter_custom(|iters| {
+            let batch = bodies.take(&pki, iters * LANES as u64);
+            let start = Instant::now();
+            process_concurrent(&batch);
+            start.elapsed() / LANES as u32
+        })
+    });
     g.finish();
 
     // The interleaved report.
@@ -257,8 +307,11 @@ fn bench(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     const PER_SLICE: u64 = 20;
-    let pool = bodies.take(&pki, PER_SLICE * slices as u64);
-    let mut pool = pool.chunks(PER_SLICE as usize);
+    // Per slice: PER_SLICE bodies for the sequential runs, then CONCURRENT
+    // for the concurrent ones, in the order they are used (rising counters).
+    const CONCURRENT: u64 = 3 * LANES as u64;
+    let pool = bodies.take(&pki, (PER_SLICE + CONCURRENT) * slices as u64);
+    let mut pool = pool.chunks((PER_SLICE + CONCURRENT) as usize);
     let mut times: Vec<(&str, Vec<(f64, f64)>)> = [
         "baseline: verify + sign + ECDH",
         "XML verify + read",
@@ -267,6 +320,8 @@ fn bench(c: &mut Criterion) {
         "build + sign + self-check (sampled) + MAC",
         "durable writes (counter, acceptance)",
         "whole Party::process (durable)",
+        "durable writes, 8 in flight",
+        "whole Party::process, 8 in flight",
     ]
     .into_iter()
     .map(|n| (n, Vec::new()))
@@ -289,12 +344,22 @@ fn bench(c: &mut Criterion) {
         times[3].1.push(time(&mut || context()));
         times[4].1.push(time(&mut build));
         times[5].1.push(time(&mut writes));
-        let batch = pool.next().unwrap();
+        let (batch, concurrent) = pool.next().unwrap().split_at(PER_SLICE as usize);
         let mut i = batch.iter();
         times[6].1.push(time(&mut || {
             let b = i.next().unwrap();
             black_box(rt.block_on(party.process(b, at())).unwrap());
         }));
+        // PER_SLICE / LANES rounds of LANES writes.
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        let rounds = PER_SLICE as usize / LANES;
+        for _ in 0..rounds {
+            writes_concurrent();
+        }
+        times[7].1.push(per_request(cpu, start, rounds * LANES));
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        process_concurrent(concurrent);
+        times[8].1.push(per_request(cpu, start, concurrent.len()));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -327,11 +392,52 @@ fn bench(c: &mut Criterion) {
         100.0 * base / whole
     );
     println!(
+        "whole pipeline rate, {LANES} in flight = {:.0}% of the crypto bound's rate; \
+         {} of the concurrent requests refused (a lane's counter overtaken)",
+        100.0 * base / cpu(&times[8].1),
+        refused_concurrent.get()
+    );
+    println!(
         "caches: reader certificates {:?}; signer/replacement paths {:?}; MAC secrets {:?}",
         ecos_duis::certificate_cache_stats(),
         party_path_stats(&party),
         secrets.stats()
     );
+}
+
+/// Requests in flight at once in the concurrent stages.
+const LANES: usize = 8;
+
+/// Poll every future to completion on the current task (a join without a
+/// dependency); outputs in order.
+async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// CPU and wall seconds per request since `cpu`/`start`, over `n` requests.
+fn per_request(cpu: Option<f64>, start: Instant, n: usize) -> (f64, f64) {
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a).unwrap_or(wall);
+    (cpu / n as f64, wall / n as f64)
 }
 
 /// CPU time of every thread of this process, in seconds (Linux).

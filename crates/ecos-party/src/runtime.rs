@@ -237,14 +237,11 @@ impl Party {
                 | crate::reason::Check::Signer
                 | crate::reason::Check::Replay
         );
-        if let Some(h) = refused.header.as_ref().filter(|_| authenticated) {
-            state::insert_refused(&self.store, h, body, &reason_json, at).await?;
-        }
-        state::audit(
+        state::commit_refusal(
             &self.store,
-            at,
-            "ecos-party",
-            "refused",
+            refused.header.as_ref().filter(|_| authenticated),
+            body,
+            &reason_json,
             &subject,
             &serde_json::json!({
                 "reason": refused.reason.code(),

@@ -65,44 +65,40 @@ pub async fn reserve_counter(store: &Store, floor: u64) -> Result<u64, PartyErro
     Ok(start)
 }
 
-/// Record a refused request (a RequestID seen before keeps its first record).
-pub async fn insert_refused(
+/// Record a refusal whole (see [`Store::commit_refusal`]): the refused
+/// request under its RequestID when `header` is given (a RequestID seen
+/// before keeps its first record), and the `refused` audit entry on
+/// `subject`.
+pub async fn commit_refusal(
     store: &Store,
-    header: &RequestHeader,
+    header: Option<&RequestHeader>,
     body: &[u8],
     reason_json: &str,
-    _at: Timestamp,
+    subject: &str,
+    audit_detail: &str,
 ) -> Result<(), PartyError> {
-    let request_id = header.request_id.to_string();
-    if store.request(&request_id).await.map_err(st)?.is_some() {
-        return Ok(());
-    }
-    let inserted = store
-        .insert_request(&NewRequest {
-            request_id: request_id.clone(),
-            originator: header.request_id.originator,
-            device: header.request_id.target,
-            kind: RequestKind::Immediate,
-            execution_time: None,
-            request_xml: Some(String::from_utf8_lossy(body).into_owned()),
+    let request = header.map(|h| NewRequest {
+        request_id: h.request_id.to_string(),
+        originator: h.request_id.originator,
+        device: h.request_id.target,
+        kind: RequestKind::Immediate,
+        execution_time: None,
+        request_xml: Some(String::from_utf8_lossy(body).into_owned()),
+    });
+    store
+        .commit_refusal(&ecos_store::Refusal {
+            request: request.as_ref(),
+            reason: reason_json,
+            audit: NewAuditEntry {
+                actor: "ecos-party",
+                action: "refused",
+                subject,
+                detail: audit_detail,
+            },
         })
-        .await;
-    match inserted {
-        Ok(_) => {
-            store
-                .transition_request(
-                    &request_id,
-                    &[RequestState::Received],
-                    RequestUpdate::to(RequestState::Rejected).with_reason(reason_json),
-                )
-                .await
-                .map_err(st)?;
-            Ok(())
-        }
-        // A concurrent request with the same id got there first.
-        Err(ecos_store::StoreError::DuplicateRequest(_)) => Ok(()),
-        Err(e) => Err(st(e)),
-    }
+        .await
+        .map_err(st)?;
+    Ok(())
 }
 
 /// Move a request to `to` from any state that may precede it.
@@ -135,22 +131,24 @@ pub async fn mark_dispatched(
     _at: Timestamp,
 ) -> Result<(), PartyError> {
     match store
-        .transition_request(
+        .move_request(
             request_id,
             &[RequestState::Accepted],
-            RequestUpdate::to(RequestState::Dispatched),
+            RequestState::Dispatched,
         )
         .await
+        .map_err(st)?
     {
-        Ok(_) => Ok(()),
-        Err(ecos_store::StoreError::RequestState { actual, .. })
-            if [RequestState::Completed, RequestState::Failed]
-                .iter()
-                .any(|s| s.as_str() == actual) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(st(e)),
+        ecos_store::Moved::Moved => Ok(()),
+        ecos_store::Moved::Unchanged(RequestState::Completed | RequestState::Failed) => Ok(()),
+        ecos_store::Moved::Unchanged(actual) => Err(st(ecos_store::StoreError::RequestState {
+            request_id: request_id.to_owned(),
+            expected: RequestState::Accepted.to_string(),
+            actual: actual.to_string(),
+        })),
+        _ => Err(PartyError::Store(format!(
+            "request {request_id}: not moved to dispatched"
+        ))),
     }
 }
 
@@ -206,7 +204,7 @@ pub async fn commit_acceptance(
         request_xml: Some(String::from_utf8_lossy(&r.request_xml).into_owned()),
     };
     store
-        .commit_acceptance_fast(&ecos_store::Acceptance {
+        .commit_acceptance(&ecos_store::Acceptance {
             request: &request,
             request_counter,
             command: r.command.as_deref().unwrap_or_default(),

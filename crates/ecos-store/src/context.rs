@@ -6,26 +6,19 @@
 //! consistent snapshot, four indexed point reads, no hand-over to sqlx's
 //! worker thread); on PostgreSQL the same four reads through the pool.
 //!
-//! The acceptance's two writes (the GBCS counter reservation and the
-//! decision committed whole) have direct forms too: on SQLite, when the
-//! write lock is free at once, they run on a direct connection on the
-//! calling thread, with the same statements as the pool's forms; otherwise
-//! (the lock taken, or PostgreSQL) they go through the pool, which waits.
+//! The GBCS counter blocks are reserved here; on SQLite the durable write
+//! goes through the group-commit writer thread ([`crate::writer`]), on
+//! PostgreSQL through the pool.
 
 use ecos_smki::Eui64;
-use jiff::Timestamp;
 use rusqlite::OptionalExtension;
 
-use crate::decide::{Acceptance, AcceptanceCommit};
 use crate::error::Result;
 use crate::migration::MigrationState;
 use crate::model::{Device, Registration, ServiceUser};
 use crate::mpxn::Mpxn;
-use crate::pipeline::{
-    RequestKind, RequestState, canonical, chain_hash, hash32, ordered_i64_to_u64,
-    u64_to_ordered_i64,
-};
-use crate::store::{ServiceUserTuple, Store, corrupt, ts_to_micros};
+use crate::pipeline::{RequestKind, RequestState, ordered_i64_to_u64, u64_to_ordered_i64};
+use crate::store::{ServiceUserTuple, Store, corrupt};
 
 /// The pending future-dated request of a device, as the checks see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +74,7 @@ type Raw = (
 impl Store {
     /// The direct connections, unless the store was closed (then every
     /// access goes to the closed pool and fails as it does there).
-    fn open_direct(&self) -> Option<&crate::direct::SqliteDirect> {
+    pub(crate) fn open_direct(&self) -> Option<&crate::direct::SqliteDirect> {
         match &self.backend {
             crate::store::Backend::Sqlite(p) if !p.is_closed() => self.direct.as_deref(),
             _ => None,
@@ -293,59 +286,17 @@ pub(crate) struct CounterBlock {
 /// The blocks in hand, by party; the lock also orders reservations.
 pub(crate) type CounterBlocks = tokio::sync::Mutex<std::collections::HashMap<Eui64, CounterBlock>>;
 
-/// The outcome of a write attempted on a direct SQLite connection.
-enum Direct<T> {
-    /// Done (committed, or rolled back when the body said so).
-    Done(Result<T>),
-    /// Not attempted or nothing written: no direct connection, or the write
-    /// lock was taken (the caller goes through the pool, which waits).
-    Unavailable,
-}
-
 impl Store {
-    /// Run `body` in a `BEGIN IMMEDIATE` transaction on a direct writable
-    /// connection, on the calling thread, only if the write lock is free at
-    /// once (a busy database never blocks the caller here). `body` returns the value and
-    /// whether to commit (`false` rolls back).
-    fn try_direct_write<T>(
-        &self,
-        body: impl FnOnce(&rusqlite::Connection) -> Result<(T, bool)>,
-    ) -> Direct<T> {
-        let Some(direct) = self.open_direct() else {
-            return Direct::Unavailable;
-        };
-        let run = |c: &rusqlite::Connection| -> rusqlite::Result<Direct<T>> {
-            Ok(match c.prepare_cached("BEGIN IMMEDIATE")?.execute([]) {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy
-                        || e.code == rusqlite::ErrorCode::DatabaseLocked =>
-                {
-                    Direct::Unavailable
-                }
-                Err(e) => Direct::Done(Err(e.into())),
-                Ok(_) => match body(c) {
-                    Ok((v, true)) => match c.prepare_cached("COMMIT")?.execute([]) {
-                        Ok(_) => Direct::Done(Ok(v)),
-                        Err(e) => {
-                            let _ = c.execute_batch("ROLLBACK");
-                            Direct::Done(Err(e.into()))
-                        }
-                    },
-                    Ok((v, false)) => {
-                        c.execute_batch("ROLLBACK")?;
-                        Direct::Done(Ok(v))
-                    }
-                    Err(e) => {
-                        let _ = c.execute_batch("ROLLBACK");
-                        Direct::Done(Err(e))
-                    }
-                },
-            })
-        };
-        match direct.write(run) {
-            Ok(d) => d,
-            Err(e) => Direct::Done(Err(e)),
-        }
+    /// Write `body` as one decision through the SQLite writer thread (group
+    /// commit, [`crate::writer`]): its value once the transaction holding it
+    /// committed. `None` when there is no writer (PostgreSQL, or the store
+    /// was closed): the caller goes through the pool.
+    pub(crate) async fn group_write<T, F>(&self, body: F) -> Option<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::writer::Tx<'_>) -> Result<(T, bool)> + Send + 'static,
+    {
+        self.open_direct()?.writer.write(body).await
     }
 
     /// Reserve one GBCS originator counter for `party`: strictly above every
@@ -358,8 +309,7 @@ impl Store {
     /// [`crate::StoreConfig::gbcs_counter_block_ttl`] and when
     /// [`Store::reserve_gbcs_counters`] reserves for the same party. A
     /// crash skips the rest of the block in hand; no counter is reissued.
-    /// The durable write runs on a direct connection on SQLite when the
-    /// write lock is free.
+    /// On SQLite the durable write goes through the writer thread.
     pub async fn reserve_gbcs_counter(&self, party: Eui64) -> Result<u64> {
         let size = self
             .config
@@ -395,7 +345,7 @@ impl Store {
     }
 
     /// Reserve `n` counters durably: [`Store::reserve_gbcs_counters`]'s
-    /// rows, on a direct connection on SQLite when the write lock is free.
+    /// rows, through the writer thread on SQLite.
     async fn reserve_block(&self, party: Eui64, n: u64) -> Result<std::ops::Range<u64>> {
         let floor = self.config.gbcs_counter_floor;
         let exhausted = || crate::StoreError::CounterExhausted {
@@ -404,129 +354,33 @@ impl Store {
         let first = floor.checked_add(1).ok_or_else(exhausted)?;
         let (first, limit) = (u64_to_ordered_i64(first), u64_to_ordered_i64(u64::MAX - n));
         let key = party.to_compact();
-        let d = self.try_direct_write(|c| {
-            c.prepare_cached(
-                "INSERT INTO gbcs_counters (party, next_counter) VALUES ($1, $2) \
-                 ON CONFLICT (party) DO NOTHING",
-            )?
-            .execute(rusqlite::params![key, first])?;
-            let next: Option<i64> = c
-                .prepare_cached(
-                    "UPDATE gbcs_counters SET next_counter = \
-                     (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) + $2 \
-                     WHERE party = $3 AND (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) <= $4 \
-                     RETURNING next_counter",
+        let d = self
+            .group_write(move |tx| {
+                let c = tx.conn;
+                c.prepare_cached(
+                    "INSERT INTO gbcs_counters (party, next_counter) VALUES ($1, $2) \
+                     ON CONFLICT (party) DO NOTHING",
                 )?
-                // SQLite numbers `$N` parameters in order of first appearance.
-                .query_row(rusqlite::params![first, n as i64, key, limit], |r| r.get(0))
-                .optional()?;
-            Ok((next, next.is_some()))
-        });
+                .execute(rusqlite::params![key, first])?;
+                let next: Option<i64> = c
+                    .prepare_cached(
+                        "UPDATE gbcs_counters SET next_counter = \
+                         (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) + $2 \
+                         WHERE party = $3 AND (CASE WHEN next_counter < $1 THEN $1 ELSE next_counter END) <= $4 \
+                         RETURNING next_counter",
+                    )?
+                    // SQLite numbers `$N` parameters in order of first appearance.
+                    .query_row(rusqlite::params![first, n as i64, key, limit], |r| r.get(0))
+                    .optional()?;
+                Ok((next, next.is_some()))
+            })
+            .await;
         match d {
-            Direct::Done(r) => {
+            Some(r) => {
                 let end = ordered_i64_to_u64(r?.ok_or_else(exhausted)?);
                 Ok(end - n..end)
             }
-            Direct::Unavailable => self.reserve_gbcs_counters_durable(party, n).await,
-        }
-    }
-
-    /// [`Store::commit_acceptance`], written on a direct connection on
-    /// SQLite when the write lock is free (the same rows, the same outcome).
-    pub async fn commit_acceptance_fast(&self, a: &Acceptance<'_>) -> Result<AcceptanceCommit> {
-        let now = ts_to_micros(Timestamp::now());
-        let at = Timestamp::now();
-        let at = Timestamp::from_microsecond(ts_to_micros(at)).unwrap_or(at);
-        let r = a.request;
-        let d = self.try_direct_write(|c| {
-            let advanced = c
-                .prepare_cached(
-                    "INSERT INTO request_counters (originator, last_counter, updated_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (originator) DO UPDATE SET \
-                     last_counter = excluded.last_counter, updated_at = excluded.updated_at \
-                     WHERE request_counters.last_counter < excluded.last_counter",
-                )?
-                .execute(rusqlite::params![
-                    r.originator.to_compact(),
-                    u64_to_ordered_i64(a.request_counter),
-                    now
-                ])?;
-            if advanced != 1 {
-                return Ok((AcceptanceCommit::StaleCounter, false));
-            }
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO requests (request_id, originator, device_eui, kind, \
-                     execution_time, state, request_xml, command, gbcs_counter, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )?
-                .execute(rusqlite::params![
-                    r.request_id,
-                    r.originator.to_compact(),
-                    r.device.to_compact(),
-                    r.kind.as_str(),
-                    r.execution_time.map(ts_to_micros),
-                    RequestState::Accepted.as_str(),
-                    r.request_xml,
-                    a.command,
-                    u64_to_ordered_i64(a.gbcs_counter),
-                    now,
-                    now
-                ]);
-            match inserted {
-                Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                        || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-                {
-                    return Ok((AcceptanceCommit::Duplicate, false));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if let Some(cancelled) = a.cancels {
-                c.prepare_cached(
-                    "UPDATE requests SET state = $1, updated_at = $2 \
-                     WHERE request_id = $3 AND state IN ($4, $5, $6)",
-                )?
-                .execute(rusqlite::params![
-                    RequestState::Cancelled.as_str(),
-                    now,
-                    cancelled,
-                    RequestState::Received.as_str(),
-                    RequestState::Accepted.as_str(),
-                    RequestState::Dispatched.as_str()
-                ])?;
-            }
-            let (seq, prev): (i64, Vec<u8>) = c
-                .prepare_cached(
-                    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
-                )?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let prev = hash32("prev_hash", &prev)?;
-            let e = &a.audit;
-            let canon = canonical(seq as u64, at, [e.actor, e.action, e.subject, e.detail]);
-            let hash = chain_hash(&prev, &canon);
-            c.prepare_cached(
-                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )?
-            .execute(rusqlite::params![
-                seq,
-                ts_to_micros(at),
-                e.actor,
-                e.action,
-                e.subject,
-                e.detail,
-                prev.as_slice(),
-                hash.as_slice()
-            ])?;
-            c.prepare_cached("UPDATE audit_head SET hash = $1 WHERE id = 1")?
-                .execute([hash.as_slice()])?;
-            Ok((AcceptanceCommit::Committed, true))
-        });
-        match d {
-            Direct::Done(r) => r,
-            Direct::Unavailable => self.commit_acceptance(a).await,
+            None => self.reserve_gbcs_counters_durable(party, n).await,
         }
     }
 }

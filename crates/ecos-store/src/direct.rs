@@ -12,6 +12,9 @@
 //!
 //! Bulk registration writes run on a blocking thread (`spawn_blocking`) as one `BEGIN
 //! IMMEDIATE` transaction with one prepared single-row `INSERT`, reused for every row.
+//!
+//! The pipeline's decisions (acceptances, refusals, device answers, dispatch marks, GBCS
+//! counter blocks) are written by the group-commit writer thread ([`crate::writer`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use crate::error::{Result, StoreError};
 use crate::import::{Feed, FileKind, ImportOptions, ImportProgress, ImportStage, RegPlan, RegRow};
 use crate::model::Registration;
 use crate::mpxn::Mpxn;
+use crate::writer::Writer;
 
 /// Idle read connections kept.
 const MAX_IDLE: usize = 8;
@@ -35,19 +39,18 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A pool of synchronous read connections on one SQLite file.
+/// A pool of synchronous read connections on one SQLite file, and the
+/// writer thread that commits the pipeline's decisions ([`Writer`]).
 #[derive(Debug)]
 pub(crate) struct SqliteDirect {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    /// Writable connections for the pipeline's small write transactions
-    /// (kept apart from the readers: switching a reader's `query_only`
-    /// would expire every statement it has prepared).
-    writers: Mutex<Vec<Connection>>,
+    /// The group-commit writer (its own connection, on its own thread).
+    pub(crate) writer: Writer,
 }
 
 /// Open a connection on the store's file with the store's settings.
-fn open_conn(path: &Path, read_only: bool) -> Result<Connection> {
+pub(crate) fn open_conn(path: &Path, read_only: bool) -> Result<Connection> {
     // Read-write flags even for readers: a read-only connection cannot open a WAL database
     // whose -shm file is missing (after the last writer closed); `query_only` guards instead.
     let conn = Connection::open_with_flags(
@@ -77,29 +80,8 @@ impl SqliteDirect {
         Ok(SqliteDirect {
             path: path.to_path_buf(),
             idle: Mutex::new(vec![first]),
-            writers: Mutex::new(Vec::new()),
+            writer: Writer::new(path),
         })
-    }
-
-    /// Run `f` on a writable connection that never waits for the write lock
-    /// (busy timeout zero: `BEGIN IMMEDIATE` fails at once when it is taken).
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.writers.lock().map_err(|_| poisoned())?.pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = open_conn(&self.path, false)?;
-                c.pragma_update(None, "cache_size", -65536)?;
-                c.busy_timeout(Duration::ZERO)?;
-                c
-            }
-        };
-        let out = f(&conn);
-        let mut writers = self.writers.lock().map_err(|_| poisoned())?;
-        if writers.len() < MAX_IDLE {
-            writers.push(conn);
-        }
-        Ok(out?)
     }
 
     /// The database file.
@@ -122,14 +104,13 @@ impl SqliteDirect {
         Ok(out?)
     }
 
-    /// Close the idle connections.
-    pub(crate) fn close(&self) {
+    /// Close the idle connections and stop the writer; returns the writer
+    /// thread to join (it ends once the decisions queued are written).
+    pub(crate) fn close(&self) -> Option<std::thread::JoinHandle<()>> {
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
-        if let Ok(mut writers) = self.writers.lock() {
-            writers.clear();
-        }
+        self.writer.close()
     }
 }
 

@@ -129,9 +129,10 @@ pub mod pipeline;
 pub mod query;
 pub mod report;
 mod store;
+mod writer;
 
 pub use context::{CheckContext, PendingRequest, RequestContext};
-pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer};
+pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer, Moved, Refusal};
 pub use error::{FileLine, Result, RowError, StoreError};
 pub use followup::{DataImportMarker, DeviceSupplierCredentials};
 pub use import::{FileCheck, check_file};

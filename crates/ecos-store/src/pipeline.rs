@@ -707,7 +707,39 @@ impl Store {
     // ---------------------------------------------------------------- audit log
 
     /// Append an entry to the hash-chained audit log. Serialised across nodes.
+    /// On SQLite it is written by the group-commit writer thread.
     pub async fn append_audit(&self, e: &NewAuditEntry<'_>) -> Result<AuditEntry> {
+        if self.open_direct().is_some() {
+            let [actor, action, subject, detail] =
+                [e.actor, e.action, e.subject, e.detail].map(str::to_owned);
+            let done = self
+                .group_write(move |tx| {
+                    let at = Timestamp::now();
+                    let at = Timestamp::from_microsecond(ts_to_micros(at)).unwrap_or(at);
+                    let e = NewAuditEntry {
+                        actor: &actor,
+                        action: &action,
+                        subject: &subject,
+                        detail: &detail,
+                    };
+                    let (seq, prev_hash, hash) = tx.append_audit(&e, at)?;
+                    let entry = AuditEntry {
+                        seq,
+                        at,
+                        actor,
+                        action,
+                        subject,
+                        detail,
+                        prev_hash,
+                        hash,
+                    };
+                    Ok((entry, true))
+                })
+                .await;
+            if let Some(done) = done {
+                return done;
+            }
+        }
         let at = Timestamp::now();
         let at = Timestamp::from_microsecond(ts_to_micros(at)).unwrap_or(at);
         let entry = on_pool!(self, |p| {

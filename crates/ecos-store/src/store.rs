@@ -508,10 +508,11 @@ impl Store {
         &self.config
     }
 
-    /// Close the pool, waiting for connections to finish.
+    /// Close the pool, waiting for connections to finish (on SQLite, the
+    /// writer thread too, once the decisions queued to it are written).
     pub async fn close(&self) {
-        if let Some(d) = &self.direct {
-            d.close();
+        if let Some(thread) = self.direct.as_ref().and_then(|d| d.close()) {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         on_pool!(self, |p| p.close().await)
     }
@@ -926,6 +927,21 @@ impl Store {
 
     /// Record a successful contact with a device. Returns false when the device is unknown.
     pub async fn record_device_contact(&self, eui: Eui64, at: Timestamp) -> Result<bool> {
+        let (micros, key) = (ts_to_micros(at), eui.to_compact());
+        if self.open_direct().is_some() {
+            let done = self
+                .group_write(move |tx| {
+                    let n = tx
+                        .conn
+                        .prepare_cached("UPDATE devices SET last_contact = $1 WHERE eui = $2")?
+                        .execute(rusqlite::params![micros, key])?;
+                    Ok((n == 1, true))
+                })
+                .await;
+            if let Some(done) = done {
+                return done;
+            }
+        }
         let n = on_pool!(self, |p| sqlx::query(
             "UPDATE devices SET last_contact = $1 WHERE eui = $2"
         )
