@@ -174,9 +174,9 @@ impl<S: CheckState + Sync> Checker<'_, S> {
                 }));
             }
         };
-        let header = Some(request.header.clone());
+        // The header is copied into a refusal only.
         let refuse = |reason: Reason| Refused {
-            header: header.clone(),
+            header: Some(request.header.clone()),
             reason,
         };
         let rid = &request.header.request_id;

@@ -287,8 +287,7 @@ impl Party {
         acc: Accepted,
         at: Timestamp,
     ) -> Result<Result<(SyncAnswer, Outcome), Refused>, PartyError> {
-        let header = acc.request.header.clone();
-        let rid = header.request_id;
+        let rid = acc.request.header.request_id;
         // The checks found no request with this RequestID; one stored since
         // by a concurrent request makes the commit below a `Duplicate`. The
         // GBCS counter is reserved on its own, from a durably reserved block
@@ -318,19 +317,22 @@ impl Party {
             command: Some(command.bytes.clone()),
             gbcs_counter: Some(counter),
         };
-        let detail = serde_json::json!({
-            "device": rid.target.to_string(),
-            "mpxn": acc.mpxn.as_str(),
-            "mpid": acc.mpid,
-            "as_of": acc.as_of.to_string(),
-            "switch_date": acc.switch_date,
-            "cos": acc.cos,
-            "gbcs_counter": counter,
-            "kind": record.kind.as_str(),
-            "cancels": acc.cancels,
-            "command_sha256": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &command.bytes)),
+        let detail = serde_json::to_string(&AcceptedDetail {
+            as_of: Shown(&acc.as_of),
+            cancels: acc.cancels.as_deref(),
+            command_sha256: &hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                &command.bytes,
+            )),
+            cos: acc.cos,
+            device: Shown(&rid.target),
+            gbcs_counter: counter,
+            kind: record.kind.as_str(),
+            mpid: &acc.mpid,
+            mpxn: acc.mpxn.as_str(),
+            switch_date: acc.switch_date.as_deref(),
         })
-        .to_string();
+        .map_err(|e| PartyError::Write(e.to_string()))?;
         // A cancellation of a request still held (`hold`): claimed first, so
         // that the dispatch sweep cannot send it from now on.
         let held_claim = match acc.cancels.as_deref() {
@@ -377,7 +379,7 @@ impl Party {
                     .map_err(PartyError::Store)?
                     .unwrap_or(rid.counter);
                 return Ok(Err(Refused {
-                    header: Some(header),
+                    header: Some(acc.request.header.clone()),
                     reason: Reason::Replay {
                         counter: rid.counter,
                         last_accepted: last,
@@ -579,6 +581,33 @@ impl Party {
     }
 }
 
+/// The `accepted` audit entry's detail. Its keys are in byte order, the
+/// order `serde_json` writes a map's keys in (the detail was first written
+/// as a `serde_json::Value`): the JSON text is the same, without building a
+/// map of values for every acceptance.
+#[derive(serde::Serialize)]
+struct AcceptedDetail<'a> {
+    as_of: Shown<'a, Timestamp>,
+    cancels: Option<&'a str>,
+    command_sha256: &'a str,
+    cos: crate::check::CosChoice,
+    device: Shown<'a, ecos_smki::Eui64>,
+    gbcs_counter: u64,
+    kind: &'a str,
+    mpid: &'a str,
+    mpxn: &'a str,
+    switch_date: Option<&'a str>,
+}
+
+/// A value serialised as its `Display` form (a JSON string).
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
 /// A state write after a committed acceptance failed: the answer still
 /// leaves (the acceptance is durable); the request keeps its earlier state.
 fn bookkeeping_failed(request_id: &str, to: &str, e: &PartyError) {
@@ -674,5 +703,55 @@ impl Party {
     }
     pub(crate) fn verify_options(&self) -> &VerifyOptions {
         &self.verify
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::CosChoice;
+
+    /// The `accepted` detail is the JSON text the `serde_json::Value` form
+    /// gave (same keys, values and order), with and without the optional fields.
+    #[test]
+    fn accepted_detail_is_the_value_forms_text() {
+        let at: Timestamp = "2026-06-01T12:00:00.5Z".parse().unwrap();
+        let device = Eui64([0x00, 0xDB, 0x12, 0x34, 0x56, 0x78, 0x90, 0xA0]);
+        for (cancels, switch_date, cos) in [
+            (None, None, CosChoice::Transitional),
+            (
+                Some("90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:7"),
+                Some("2026-05-31"),
+                CosChoice::Enduring,
+            ),
+        ] {
+            let ours = serde_json::to_string(&AcceptedDetail {
+                as_of: Shown(&at),
+                cancels,
+                command_sha256: "00ff",
+                cos,
+                device: Shown(&device),
+                gbcs_counter: u64::MAX - 3,
+                kind: "future_dated",
+                mpid: "ABCD \"q\"",
+                mpxn: "1200023305963",
+                switch_date,
+            })
+            .unwrap();
+            let value_form = serde_json::json!({
+                "device": device.to_string(),
+                "mpxn": "1200023305963",
+                "mpid": "ABCD \"q\"".to_string(),
+                "as_of": at.to_string(),
+                "switch_date": switch_date.map(str::to_string),
+                "cos": cos,
+                "gbcs_counter": u64::MAX - 3,
+                "kind": "future_dated",
+                "cancels": cancels.map(str::to_string),
+                "command_sha256": "00ff",
+            })
+            .to_string();
+            assert_eq!(ours, value_form);
+        }
     }
 }

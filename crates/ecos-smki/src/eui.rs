@@ -113,13 +113,15 @@ impl FromStr for Eui64 {
 
 impl fmt::Display for Eui64 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One write of the whole form (it is written for every RequestID,
+        // audit entry and response): `XX-XX-…-XX`, upper-case.
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = [b'-'; 23];
         for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02X}")?;
+            out[3 * i] = HEX[usize::from(b >> 4)];
+            out[3 * i + 1] = HEX[usize::from(b & 0x0F)];
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -160,6 +162,26 @@ mod tests {
         assert_eq!(want.to_string(), "90-B3-D5-1F-30-01-00-00");
         assert_eq!(want.to_compact(), "90B3D51F30010000");
         assert_eq!(Eui64::from_u64(want.to_u64()), want);
+    }
+
+    #[test]
+    fn display_is_hyphenated_upper_hex_for_every_byte() {
+        for v in [
+            0u64,
+            u64::MAX,
+            0x0123_4567_89AB_CDEF,
+            0xFEDC_BA98_7654_3210,
+            0x0A0B_0C0D_A0B0_C0D0,
+        ] {
+            let e = Eui64::from_u64(v);
+            let want =
+                e.0.iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join("-");
+            assert_eq!(e.to_string(), want);
+            assert_eq!(e.to_string().parse::<Eui64>().unwrap(), e);
+        }
     }
 
     #[test]
