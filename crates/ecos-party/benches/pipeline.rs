@@ -301,6 +301,27 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // For a profiler: `ECOS_BENCH_PROFILE_WHOLE=N` runs only N whole
+    // `Party::process` calls (bodies signed before) and no report.
+    if let Some(n) = std::env::var("ECOS_BENCH_PROFILE_WHOLE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let batch = bodies.take(&pki, n);
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        for b in &batch {
+            black_box(rt.block_on(party.process(b, at())).unwrap());
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = cpu.zip(cpu_seconds()).map(|(a, b)| b - a).unwrap_or(wall);
+        println!(
+            "whole Party::process x{n}: {:.1} CPU µs/req, {:.1} wall µs/req",
+            cpu * 1e6 / n as f64,
+            wall * 1e6 / n as f64
+        );
+        return;
+    }
+
     // The interleaved report.
     let slices: usize = std::env::var("ECOS_BENCH_SLICES")
         .ok()
