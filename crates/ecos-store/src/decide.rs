@@ -12,6 +12,7 @@
 //! pool, one transaction per decision.
 
 use jiff::Timestamp;
+use sqlx::AssertSqlSafe;
 
 use crate::error::{Result, StoreError};
 use crate::pipeline::{
@@ -30,16 +31,24 @@ const SQL_ADVANCE_COUNTER: &str = "INSERT INTO request_counters (originator, las
 const SQL_INSERT_ACCEPTED: &str = "INSERT INTO requests (request_id, originator, device_eui, kind, \
      execution_time, state, request_xml, command, gbcs_counter, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-/// Cancel a pending request.
+/// Cancel a pending request. States in the WHERE clause are literals: a
+/// bound parameter there would make SQLite re-prepare the statement on every
+/// execution (its plan depends on it through the partial indexes of schemas
+/// 0008 and 0009).
 const SQL_CANCEL: &str = "UPDATE requests SET state = $1, updated_at = $2 \
-     WHERE request_id = $3 AND state IN ($4, $5, $6)";
+     WHERE request_id = $3 AND state IN ('received', 'accepted', 'dispatched')";
 /// Store a refused request, unless its RequestID is stored already.
 const SQL_INSERT_REFUSED: &str = "INSERT INTO requests (request_id, originator, device_eui, kind, \
      execution_time, state, decision_reason, request_xml, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING";
-/// Move a request from one state to another (compare and set).
-const SQL_MOVE: &str = "UPDATE requests SET state = $1, updated_at = $2 \
-     WHERE request_id = $3 AND state = $4";
+/// Move a request from `from` to another state (compare and set); `from`
+/// is a literal, as in [`SQL_CANCEL`].
+fn sql_move(from: RequestState) -> String {
+    format!(
+        "UPDATE requests SET state = $1, updated_at = $2 WHERE request_id = $3 AND state = '{}'",
+        from.as_str()
+    )
+}
 /// A request's state.
 const SQL_STATE: &str = "SELECT state FROM requests WHERE request_id = $1";
 /// Queue a DUIS response.
@@ -242,10 +251,7 @@ impl AcceptanceRows {
             c.prepare_cached(SQL_CANCEL)?.execute(rusqlite::params![
                 RequestState::Cancelled.as_str(),
                 now,
-                cancelled,
-                RequestState::Received.as_str(),
-                RequestState::Accepted.as_str(),
-                RequestState::Dispatched.as_str()
+                cancelled
             ])?;
         }
         tx.append_audit(&self.audit.entry(), at)?;
@@ -314,9 +320,6 @@ impl Store {
                     .bind(RequestState::Cancelled.as_str())
                     .bind(now)
                     .bind(cancelled)
-                    .bind(RequestState::Received.as_str())
-                    .bind(RequestState::Accepted.as_str())
-                    .bind(RequestState::Dispatched.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -415,11 +418,10 @@ impl Store {
                     let now = ts_to_micros(Timestamp::now());
                     let c = tx.conn;
                     for f in &from_owned {
-                        let n = c.prepare_cached(SQL_MOVE)?.execute(rusqlite::params![
+                        let n = c.prepare_cached(&sql_move(*f))?.execute(rusqlite::params![
                             to.as_str(),
                             now,
-                            id,
-                            f.as_str()
+                            id
                         ])?;
                         if n == 1 {
                             return Ok((Ok(Moved::Moved), true));
@@ -437,11 +439,10 @@ impl Store {
         }
         let now = ts_to_micros(Timestamp::now());
         for f in from {
-            let n = on_pool!(self, |p| sqlx::query(SQL_MOVE)
+            let n = on_pool!(self, |p| sqlx::query(AssertSqlSafe(sql_move(*f)))
                 .bind(to.as_str())
                 .bind(now)
                 .bind(request_id)
-                .bind(f.as_str())
                 .execute(p)
                 .await?
                 .rows_affected());
@@ -477,12 +478,9 @@ impl Store {
                     if let Some((from, to)) = &transition {
                         let mut moved = 0;
                         for f in from {
-                            moved += c.prepare_cached(SQL_MOVE)?.execute(rusqlite::params![
-                                to.as_str(),
-                                now,
-                                id,
-                                f.as_str()
-                            ])?;
+                            moved += c
+                                .prepare_cached(&sql_move(*f))?
+                                .execute(rusqlite::params![to.as_str(), now, id])?;
                             if moved > 0 {
                                 break;
                             }
@@ -508,11 +506,10 @@ impl Store {
             if let Some((from, to)) = d.transition {
                 let mut moved = 0;
                 for f in from {
-                    moved += sqlx::query(SQL_MOVE)
+                    moved += sqlx::query(AssertSqlSafe(sql_move(*f)))
                         .bind(to.as_str())
                         .bind(now)
                         .bind(d.request_id)
-                        .bind(f.as_str())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();

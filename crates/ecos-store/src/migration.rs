@@ -23,7 +23,7 @@ use sqlx::AssertSqlSafe;
 use crate::error::Result;
 use crate::model::{CosCredential, DeviceStatus, DeviceType};
 use crate::mpxn::Mpxn;
-use crate::pipeline::{RequestState, ordered_i64_to_u64, u64_to_ordered_i64};
+use crate::pipeline::{ordered_i64_to_u64, u64_to_ordered_i64};
 use crate::store::{Store, corrupt, micros_to_ts, on_pool, ts_to_micros};
 use crate::store::{in_width, padded};
 
@@ -1443,13 +1443,12 @@ impl Store {
     /// accepted or dispatched), if any: the migration must not touch the device then.
     pub async fn cos_request_pending_for_device(&self, device: Eui64) -> Result<Option<String>> {
         let id: Option<String> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT request_id FROM requests WHERE device_eui = $1 AND state IN ($2, $3, $4) \
-             ORDER BY created_at LIMIT 1"
+            // States as literals: bound, they would make SQLite re-prepare the
+            // statement on every execution (partial indexes, schemas 0008/0009).
+            "SELECT request_id FROM requests WHERE device_eui = $1 \
+             AND state IN ('received', 'accepted', 'dispatched') ORDER BY created_at LIMIT 1"
         )
         .bind(device.to_compact())
-        .bind(RequestState::Received.as_str())
-        .bind(RequestState::Accepted.as_str())
-        .bind(RequestState::Dispatched.as_str())
         .fetch_optional(p)
         .await?);
         Ok(id)
@@ -1465,7 +1464,7 @@ impl Store {
             std::collections::HashMap::new();
         for chunk in devices.chunks(500) {
             let width = in_width(chunk.len(), 500);
-            let list = (4..width + 4)
+            let list = (1..width + 1)
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -1473,14 +1472,12 @@ impl Store {
                 self.dollar(),
                 format!(
                     "SELECT device_eui, request_id, created_at FROM requests \
-                     WHERE state IN ($1, $2, $3) AND device_eui IN ({list})"
+                     WHERE state IN ('received', 'accepted', 'dispatched') \
+                     AND device_eui IN ({list})"
                 ),
             );
             let rows: Vec<(String, String, i64)> = on_pool!(self, |p| {
-                let mut q = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(RequestState::Received.as_str())
-                    .bind(RequestState::Accepted.as_str())
-                    .bind(RequestState::Dispatched.as_str());
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
                 for e in padded(chunk, width) {
                     q = q.bind(e.to_compact());
                 }

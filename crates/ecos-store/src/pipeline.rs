@@ -606,18 +606,21 @@ impl Store {
         let now = ts_to_micros(Timestamp::now());
         for f in from {
             let n = on_pool!(self, |p| {
-                sqlx::query(
+                // The expected state as a literal: bound, it would make SQLite
+                // re-prepare the statement every time (the partial indexes of
+                // schemas 0008 and 0009 make the plan depend on it).
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE requests SET state = $1, decision_reason = COALESCE($2, decision_reason), \
                  command = COALESCE($3, command), gbcs_counter = COALESCE($4, gbcs_counter), \
-                 updated_at = $5 WHERE request_id = $6 AND state = $7"
-            )
+                 updated_at = $5 WHERE request_id = $6 AND state = '{}'",
+                f.as_str()
+            )))
             .bind(update.state.as_str())
             .bind(&update.reason)
             .bind(&update.command)
             .bind(update.gbcs_counter.map(u64_to_ordered_i64))
             .bind(now)
             .bind(request_id)
-            .bind(f.as_str())
             .execute(p)
             .await?
             .rows_affected()
@@ -650,15 +653,12 @@ impl Store {
         device: Eui64,
     ) -> Result<Option<StoredRequest>> {
         let sql = format!(
-            "SELECT {REQ_COLS} FROM requests WHERE device_eui = $1 AND kind = $2 \
-             AND state IN ($3, $4, $5) ORDER BY execution_time, created_at LIMIT 1"
+            "SELECT {REQ_COLS} FROM requests WHERE device_eui = $1 AND kind = 'future-dated' \
+             AND state IN ('received', 'accepted', 'dispatched') \
+             ORDER BY execution_time, created_at LIMIT 1"
         );
         let row: Option<ReqTuple> = on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(device.to_compact())
-            .bind(RequestKind::FutureDated.as_str())
-            .bind(RequestState::Received.as_str())
-            .bind(RequestState::Accepted.as_str())
-            .bind(RequestState::Dispatched.as_str())
             .fetch_optional(p)
             .await?);
         row.map(req_from_tuple).transpose()
@@ -691,12 +691,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredRequest>> {
         let sql = format!(
-            "SELECT {REQ_COLS} FROM requests WHERE kind = $1 AND state = $2 \
-             AND execution_time <= $3 ORDER BY execution_time, request_id LIMIT $4"
+            "SELECT {REQ_COLS} FROM requests WHERE kind = 'future-dated' AND state = 'accepted' \
+             AND execution_time <= $1 ORDER BY execution_time, request_id LIMIT $2"
         );
         let rows: Vec<ReqTuple> = on_pool!(self, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(RequestKind::FutureDated.as_str())
-            .bind(RequestState::Accepted.as_str())
             .bind(ts_to_micros(until))
             .bind(i64::from(limit))
             .fetch_all(p)
