@@ -243,7 +243,7 @@ fn bench(c: &mut Criterion) {
         // order, one at a time); outside tokio's co-operative budget, which
         // would make a lane yield at an uncontended lock and reorder them.
         let ns: Vec<u64> = (0..LANES).map(|_| next_write()).collect();
-        let done = rt.block_on(tokio::task::unconstrained(join_all(
+        let done = rt.block_on(tokio::task::unconstrained(futures_util::future::join_all(
             ns.into_iter().enumerate().map(|(lane, n)| {
                 let mut o = BENCH_ORIGINATOR;
                 o.0[7] = lane as u8;
@@ -271,7 +271,9 @@ fn bench(c: &mut Criterion) {
             }
         });
         let refused: usize = rt
-            .block_on(tokio::task::unconstrained(join_all(lanes)))
+            .block_on(tokio::task::unconstrained(futures_util::future::join_all(
+                lanes,
+            )))
             .into_iter()
             .sum();
         refused_concurrent.set(refused_concurrent.get() + refused);
@@ -441,31 +443,6 @@ fn bench(c: &mut Criterion) {
 
 /// Requests in flight at once in the concurrent stages.
 const LANES: usize = 8;
-
-/// Poll every future to completion on the current task (a join without a
-/// dependency); outputs in order.
-async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut futs: Vec<_> = futs.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
-}
 
 /// CPU and wall seconds per request since `cpu`/`start`, over `n` requests.
 fn per_request(cpu: Option<f64>, start: Instant, n: usize) -> (f64, f64) {

@@ -1526,7 +1526,7 @@ async fn concurrent_copies_of_one_request_are_refused_not_a_500() {
     let w = world().await;
     let doc = signed(&w.pki, 42);
     let runs = (0..8).map(|_| w.party.process(doc.as_bytes(), at()));
-    let results = futures_join_all(runs).await;
+    let results = futures_util::future::join_all(runs).await;
     let mut accepted = 0;
     for r in results {
         match r {
@@ -1553,32 +1553,6 @@ async fn concurrent_copies_of_one_request_are_refused_not_a_500() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.state, RequestState::Dispatched);
-}
-
-/// `join_all` without the futures crate: poll every future on one task.
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut futs: Vec<_> = futs.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|o| o.expect("polled to completion"))
-        .collect()
 }
 
 #[path = "attacks/mutants.rs"]
