@@ -182,12 +182,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<(T, bool)> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Typed {
-            body: Some(body),
-            out: None,
-            reply,
-        });
+        let (job, answer) = job(body);
         match self.submit(job) {
             Ok(true) => {}
             Ok(false) => return None,
@@ -266,9 +261,7 @@ fn exec(c: &Connection, sql: &str) -> rusqlite::Result<()> {
     c.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// A queued decision and the receiver of its answer (for tests that write a
-/// batch by hand).
-#[cfg(test)]
+/// A decision to queue and the receiver of its answer.
 pub(crate) fn job<T, F>(body: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>)
 where
     T: Send + 'static,
