@@ -7,7 +7,8 @@ use crate::enums;
 use crate::error::{DuisError, ValueError, clip};
 use crate::ids::RequestId;
 use crate::values;
-use crate::xml::{self, El, Limits, NS_DS, NS_SR, NS_XSI, Seq};
+use crate::xml::{self, El, Limits, NS_DS, NS_SR, NS_XSI, Seq, XNode};
+use ecos_xmldsig::SignedTree;
 
 /// The largest floor sequence number (`sr:floorSequenceNumber`, 2^63-1).
 pub const MAX_FLOOR_SEQ_NUMBER: u64 = i64::MAX as u64;
@@ -189,19 +190,24 @@ pub fn read_parsed(
 /// over `signed_xml` returns, without parsing it again when the verifier's
 /// tree is offered.
 ///
-/// `tree` is the verifier's parsed document and its `ds:Signature` element,
-/// offered only when the tree less that subtree shows exactly the content of
+/// `tree` is the verifier's parsed document (its roxmltree tree, or the
+/// flat table of its fast path) and its `ds:Signature` element, offered
+/// only when the tree less that subtree shows exactly the content of
 /// `signed_xml` (no comments, strict canonical form: see
 /// `ecos_xmldsig::SignedContent`). Every cap of `limits` applies as it would
 /// to `signed_xml`; where the tree cannot show that (more nodes than the
 /// cap), `signed_xml` is parsed instead.
 pub fn read_signed(
     signed_xml: &[u8],
-    tree: Option<(&roxmltree::Document<'_>, roxmltree::NodeId)>,
+    tree: Option<SignedTree<'_, '_>>,
     limits: &Limits,
 ) -> Result<DuisRequest, DuisError> {
-    let Some((doc, signature)) = tree else {
-        return read_request(signed_xml, limits);
+    let (doc, signature) = match tree {
+        None => return read_request(signed_xml, limits),
+        Some(SignedTree::Flat(doc, signature)) => {
+            return read_flat(signed_xml, doc, signature, limits);
+        }
+        Some(SignedTree::Roxml(doc, signature)) => (doc, signature),
     };
     if signed_xml.len() > limits.max_bytes {
         return Err(DuisError::TooLarge {
@@ -219,7 +225,54 @@ pub fn read_signed(
         return read_request(signed_xml, limits);
     }
     xml::check_shape_excluding(doc, Some(signature), limits)?;
-    read_document_without(doc, Some(signature))
+    let root = XNode::Roxml(doc.root_element());
+    let skip = doc.get_node(signature).map(XNode::Roxml);
+    read_document_without(El::root_without(root, skip))
+}
+
+/// [`read_signed`] over the flat table of the verifier's fast path. Where
+/// a cap of `limits` might be reached, and for every error (so that errors
+/// are exactly [`read_request`]'s), `signed_xml` is read instead: the
+/// table gives the request only when reading it is unremarkable.
+fn read_flat(
+    signed_xml: &[u8],
+    doc: &ecos_xmldsig::flat::Document<'_>,
+    signature: ecos_xmldsig::flat::NodeId,
+    limits: &Limits,
+) -> Result<DuisRequest, DuisError> {
+    let root = doc.root_element();
+    let sig = doc.get_node(signature);
+    let within = signed_xml.len() <= limits.max_bytes
+        && signed_xml.len() <= limits.max_value_len
+        && doc.node_count() + doc.attribute_count() + 2 <= limits.max_nodes as usize
+        && sig.is_some_and(|s| s.parent() == Some(root))
+        && flat_shape_within(doc, limits);
+    if !within {
+        return read_request(signed_xml, limits);
+    }
+    let el = El::root_without(XNode::Flat(root), sig.map(XNode::Flat));
+    read_document_without(el).or_else(|_| read_request(signed_xml, limits))
+}
+
+/// Depth and attribute caps over the whole table (signature included, so
+/// at least as strict as over the signed content).
+fn flat_shape_within(doc: &ecos_xmldsig::flat::Document<'_>, limits: &Limits) -> bool {
+    let mut depth = vec![0usize; doc.node_count()];
+    for n in doc.nodes() {
+        let d = n.parent().map_or(1, |p| depth[node_index(p)] + 1);
+        depth[node_index(n)] = d;
+        if n.is_element() && (d > limits.max_depth || n.attributes().len() > limits.max_attributes)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// The index of a flat node, for per-node arrays (nodes are numbered from 0
+/// in document order).
+fn node_index(n: ecos_xmldsig::flat::Node<'_, '_>) -> usize {
+    n.id().index()
 }
 
 fn signature_is_not_a_root_child(
@@ -232,15 +285,12 @@ fn signature_is_not_a_root_child(
 }
 
 fn read_document(doc: &roxmltree::Document<'_>) -> Result<DuisRequest, DuisError> {
-    read_document_without(doc, None)
+    read_document_without(El::root(XNode::Roxml(doc.root_element())))
 }
 
-fn read_document_without(
-    doc: &roxmltree::Document<'_>,
-    skip: Option<roxmltree::NodeId>,
-) -> Result<DuisRequest, DuisError> {
-    let (schema_version, header, body) = read_envelope(doc, skip)?;
-    let name = body.node.tag_name().name();
+fn read_document_without(root: El<'_, '_>) -> Result<DuisRequest, DuisError> {
+    let (schema_version, header, body) = read_envelope(root)?;
+    let name = body.node.local_name();
     if name == "UpdateSecurityCredentialsCoS" {
         let body = read_cos_body(&body)?;
         Ok(DuisRequest::UpdateSecurityCredentialsCoS(Box::new(
@@ -262,7 +312,7 @@ fn read_document_without(
 /// Read only the header (for answering a request whose body is rejected).
 pub fn read_request_header(bytes: &[u8], limits: &Limits) -> Result<RequestHeader, DuisError> {
     let doc = xml::parse(bytes, limits)?;
-    let root = El::root(doc.root_element());
+    let root = El::root(XNode::Roxml(doc.root_element()));
     check_root(&root)?;
     let mut seq = Seq::new(&root, NS_SR, REQUEST_CHILDREN)?;
     read_header(&seq.required("Header")?)
@@ -271,19 +321,19 @@ pub fn read_request_header(bytes: &[u8], limits: &Limits) -> Result<RequestHeade
 fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
     if !root.is(NS_SR, "Request") {
         return Err(DuisError::WrongRoot {
-            found: xml::expanded(root.node),
+            found: root.node.expanded(),
             expected: "{http://www.dccinterface.co.uk/ServiceUserGateway}Request",
         });
     }
     let mut version = None;
     for a in root.node.attributes() {
-        match (a.namespace(), a.name()) {
-            (None, "schemaVersion") => version = Some(a.value()),
+        match (a.namespace, a.name) {
+            (None, "schemaVersion") => version = Some(a.value),
             (Some(NS_XSI), "schemaLocation") => {}
             _ => {
                 return Err(DuisError::UnexpectedAttribute {
                     path: root.path(),
-                    name: xml::attr_name(&a),
+                    name: a.expanded(),
                 });
             }
         }
@@ -302,11 +352,9 @@ fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
 }
 
 /// Root, header, body choice and trailing signature.
-fn read_envelope<'a, 'i>(
-    doc: &'a roxmltree::Document<'i>,
-    skip: Option<roxmltree::NodeId>,
+fn read_envelope<'a, 'i: 'a>(
+    root: El<'a, 'i>,
 ) -> Result<(String, RequestHeader, El<'a, 'i>), DuisError> {
-    let root = El::root_without(doc.root_element(), skip);
     let schema_version = check_root(&root)?;
     let mut seq = Seq::new(&root, NS_SR, REQUEST_CHILDREN)?;
     let header_el = seq.required("Header")?;
@@ -317,7 +365,7 @@ fn read_envelope<'a, 'i>(
         if !extra.is(NS_DS, "Signature") {
             return Err(DuisError::UnexpectedElement {
                 path: extra.path(),
-                found: xml::expanded(extra.node),
+                found: extra.node.expanded(),
                 expected: "ds:Signature or end of Request".to_string(),
             });
         }
@@ -330,7 +378,7 @@ fn read_envelope<'a, 'i>(
             } else {
                 DuisError::UnexpectedElement {
                     path: more.path(),
-                    found: xml::expanded(more.node),
+                    found: more.node.expanded(),
                     expected: "end of Request".to_string(),
                 }
             });
@@ -340,10 +388,10 @@ fn read_envelope<'a, 'i>(
     body_el.no_attributes()?;
     let mut bseq = Seq::new(&body_el, NS_SR, &[])?;
     let body = bseq.any("a Service Request body element")?;
-    if body.node.tag_name().namespace() != Some(NS_SR) {
+    if body.node.namespace() != Some(NS_SR) {
         return Err(DuisError::UnexpectedElement {
             path: body.path(),
-            found: xml::expanded(body.node),
+            found: body.node.expanded(),
             expected: "a Service Request body element".to_string(),
         });
     }
@@ -356,14 +404,14 @@ fn read_envelope<'a, 'i>(
             other => other,
         });
     }
-    let is_cos_body = body.node.tag_name().name() == "UpdateSecurityCredentialsCoS";
+    let is_cos_body = body.node.local_name() == "UpdateSecurityCredentialsCoS";
     let is_cos_header = header.service_reference == "6.23";
     if is_cos_body != is_cos_header {
         return Err(DuisError::ServiceMismatch {
             path: body.path(),
             detail: format!(
                 "body element {} does not match ServiceReference {}",
-                body.node.tag_name().name(),
+                body.node.local_name(),
                 header.service_reference
             ),
         });

@@ -1,6 +1,7 @@
 //! Hardened XML parsing: size, DOCTYPE, node, depth, attribute and value caps,
 //! and a sequence cursor that turns schema violations into typed errors with paths.
 
+use ecos_xmldsig::flat;
 use roxmltree::{Document, Node, NodeId, NodeType, ParsingOptions};
 
 use crate::error::{DuisError, clip};
@@ -233,49 +234,217 @@ pub fn expanded(node: Node<'_, '_>) -> String {
     }
 }
 
+/// A node of the document being read: from a hardened roxmltree parse, or
+/// from the flat table of the verifier's fast path
+/// ([`ecos_xmldsig::flat`]), so that one schema-order reader serves both.
+#[derive(Debug, Clone, Copy)]
+pub enum XNode<'a, 'i> {
+    /// A roxmltree node.
+    Roxml(Node<'a, 'i>),
+    /// A node of the flat table.
+    Flat(flat::Node<'a, 'i>),
+}
+
+/// A child of an element, as the reader classifies it.
+#[derive(Debug, Clone, Copy)]
+pub enum Child<'a, 'i> {
+    /// An element.
+    Element(XNode<'a, 'i>),
+    /// Text (references decoded).
+    Text(&'a str),
+    /// A comment.
+    Comment,
+    /// A processing instruction.
+    Pi,
+}
+
+/// An attribute as the reader sees it: namespace, local name, value.
+#[derive(Debug, Clone, Copy)]
+pub struct XAttr<'a> {
+    /// The namespace URI (prefixed attributes only).
+    pub namespace: Option<&'a str>,
+    /// The local name.
+    pub name: &'a str,
+    /// The value.
+    pub value: &'a str,
+}
+
+impl XAttr<'_> {
+    /// `{ns}local` or `local`.
+    pub fn expanded(&self) -> String {
+        match self.namespace {
+            Some(ns) => format!("{{{ns}}}{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+impl<'a, 'i: 'a> XNode<'a, 'i> {
+    /// The local name ("" for a non-element).
+    pub fn local_name(&self) -> &'a str {
+        match self {
+            XNode::Roxml(n) => n.tag_name().name(),
+            XNode::Flat(n) => n.local_name(),
+        }
+    }
+
+    /// The namespace URI, if any.
+    pub fn namespace(&self) -> Option<&'a str> {
+        match self {
+            XNode::Roxml(n) => n.tag_name().namespace(),
+            XNode::Flat(n) => n.namespace(),
+        }
+    }
+
+    /// `{namespace}local` or `local`.
+    pub fn expanded(&self) -> String {
+        match self.namespace() {
+            Some(ns) => format!("{{{ns}}}{}", self.local_name()),
+            None => self.local_name().to_string(),
+        }
+    }
+
+    /// The same node?
+    pub fn same(&self, other: &XNode<'_, '_>) -> bool {
+        match (self, other) {
+            (XNode::Roxml(a), XNode::Roxml(b)) => a.id() == b.id(),
+            (XNode::Flat(a), XNode::Flat(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+
+    /// The parent element (`None` for the root element).
+    pub fn parent_element(&self) -> Option<XNode<'a, 'i>> {
+        match self {
+            XNode::Roxml(n) => n.parent().filter(|p| p.is_element()).map(XNode::Roxml),
+            XNode::Flat(n) => n.parent().map(XNode::Flat),
+        }
+    }
+
+    /// The attributes, in document order.
+    pub fn attributes(&self) -> Vec<XAttr<'a>> {
+        match self {
+            XNode::Roxml(n) => n
+                .attributes()
+                .map(|a| XAttr {
+                    namespace: a.namespace(),
+                    name: a.name(),
+                    value: a.value(),
+                })
+                .collect(),
+            XNode::Flat(n) => n
+                .attributes()
+                .map(|a| XAttr {
+                    namespace: a.namespace,
+                    name: a.local,
+                    value: a.value,
+                })
+                .collect(),
+        }
+    }
+
+    /// The first attribute, as `{ns}local` or `local`.
+    pub fn first_attribute(&self) -> Option<String> {
+        match self {
+            XNode::Roxml(n) => n.attributes().next().map(|a| attr_name(&a)),
+            XNode::Flat(n) => n.attributes().next().map(|a| {
+                XAttr {
+                    namespace: a.namespace,
+                    name: a.local,
+                    value: a.value,
+                }
+                .expanded()
+            }),
+        }
+    }
+
+    /// The children, classified.
+    pub fn children(&self) -> impl Iterator<Item = Child<'a, 'i>> + use<'a, 'i> {
+        let (rox, flat) = match self {
+            XNode::Roxml(n) => (Some(n.children()), None),
+            XNode::Flat(n) => (None, Some(n.children())),
+        };
+        let rox = rox
+            .into_iter()
+            .flatten()
+            .filter_map(|c| match c.node_type() {
+                NodeType::Element => Some(Child::Element(XNode::Roxml(c))),
+                NodeType::Text => Some(Child::Text(c.text().unwrap_or(""))),
+                NodeType::Comment => Some(Child::Comment),
+                NodeType::PI => Some(Child::Pi),
+                NodeType::Root => None,
+            });
+        let flat = flat.into_iter().flatten().map(|c| match c.text() {
+            Some(t) => Child::Text(t),
+            None => Child::Element(XNode::Flat(c)),
+        });
+        rox.chain(flat)
+    }
+
+    /// How many earlier element siblings share this element's local name,
+    /// `skip` not counted.
+    fn earlier_namesakes(&self, skip: Option<XNode<'a, 'i>>) -> usize {
+        let name = self.local_name();
+        let counts = |p: &XNode<'_, '_>| !skip.is_some_and(|s| s.same(p)) && p.local_name() == name;
+        match self {
+            XNode::Roxml(n) => n
+                .prev_siblings()
+                .skip(1)
+                .filter(|p| p.is_element())
+                .map(XNode::Roxml)
+                .filter(counts)
+                .count(),
+            XNode::Flat(n) => match n.parent() {
+                Some(p) => p
+                    .element_children()
+                    .take_while(|c| c != n)
+                    .map(XNode::Flat)
+                    .filter(counts)
+                    .count(),
+                None => 0,
+            },
+        }
+    }
+}
+
 /// An element of the document being read; its path (for errors) is worked
 /// out only when asked for, see [`El::path`].
 #[derive(Debug, Clone)]
 pub struct El<'a, 'i> {
     /// The node.
-    pub node: Node<'a, 'i>,
+    pub node: XNode<'a, 'i>,
     /// A child of the root left out of the reading (a verified signature):
     /// not among [`El::element_children`], not counted in paths.
-    skip: Option<NodeId>,
+    skip: Option<XNode<'a, 'i>>,
 }
 
-impl<'a, 'i> El<'a, 'i> {
+impl<'a, 'i: 'a> El<'a, 'i> {
     /// Wrap the root element.
-    pub fn root(node: Node<'a, 'i>) -> Self {
+    pub fn root(node: XNode<'a, 'i>) -> Self {
         El { node, skip: None }
     }
 
     /// Wrap the root element, leaving its child `skip` out of its children.
-    pub fn root_without(node: Node<'a, 'i>, skip: Option<NodeId>) -> Self {
+    pub fn root_without(node: XNode<'a, 'i>, skip: Option<XNode<'a, 'i>>) -> Self {
         El { node, skip }
     }
 
     /// `/Request/Body/...` from local names, with `[n]` on the n-th (n > 1)
     /// element child of the same local name.
     pub fn path(&self) -> String {
-        let mut chain: Vec<Node<'a, 'i>> =
-            self.node.ancestors().filter(|n| n.is_element()).collect();
+        let mut chain: Vec<XNode<'a, 'i>> = vec![self.node];
+        while let Some(p) = chain.last().and_then(XNode::parent_element) {
+            chain.push(p);
+        }
         chain.reverse();
         let mut s = String::new();
         for (i, n) in chain.iter().enumerate() {
-            let name = n.tag_name().name();
             s.push('/');
-            s.push_str(name);
+            s.push_str(n.local_name());
             if i == 0 {
                 continue; // the root
             }
-            let same = n
-                .prev_siblings()
-                .skip(1)
-                .filter(|p| {
-                    p.is_element() && Some(p.id()) != self.skip && p.tag_name().name() == name
-                })
-                .count();
+            let same = n.earlier_namesakes(self.skip);
             if same > 0 {
                 s.push_str(&format!("[{}]", same + 1));
             }
@@ -285,15 +454,15 @@ impl<'a, 'i> El<'a, 'i> {
 
     /// Is this `{ns}name`?
     pub fn is(&self, ns: &str, name: &str) -> bool {
-        self.node.tag_name().namespace() == Some(ns) && self.node.tag_name().name() == name
+        self.node.namespace() == Some(ns) && self.node.local_name() == name
     }
 
     /// Reject every attribute.
     pub fn no_attributes(&self) -> Result<(), DuisError> {
-        match self.node.attributes().next() {
-            Some(a) => Err(DuisError::UnexpectedAttribute {
+        match self.node.first_attribute() {
+            Some(name) => Err(DuisError::UnexpectedAttribute {
                 path: self.path(),
-                name: attr_name(&a),
+                name,
             }),
             None => Ok(()),
         }
@@ -304,16 +473,16 @@ impl<'a, 'i> El<'a, 'i> {
     pub fn element_children(&self) -> Result<Vec<El<'a, 'i>>, DuisError> {
         let mut out = Vec::new();
         for c in self.node.children() {
-            if Some(c.id()) == self.skip {
-                continue;
-            }
-            match c.node_type() {
-                NodeType::Element => out.push(El {
-                    node: c,
-                    skip: self.skip,
-                }),
-                NodeType::Text => {
-                    let t = c.text().unwrap_or("");
+            match c {
+                Child::Element(e) => {
+                    if !self.skip.is_some_and(|s| s.same(&e)) {
+                        out.push(El {
+                            node: e,
+                            skip: self.skip,
+                        });
+                    }
+                }
+                Child::Text(t) => {
                     if !t.chars().all(crate::ids::is_xml_ws) {
                         return Err(DuisError::UnexpectedContent {
                             path: self.path(),
@@ -321,19 +490,18 @@ impl<'a, 'i> El<'a, 'i> {
                         });
                     }
                 }
-                NodeType::Comment => {
+                Child::Comment => {
                     return Err(DuisError::UnexpectedContent {
                         path: self.path(),
                         what: "comment".to_string(),
                     });
                 }
-                NodeType::PI => {
+                Child::Pi => {
                     return Err(DuisError::UnexpectedContent {
                         path: self.path(),
                         what: "processing instruction".to_string(),
                     });
                 }
-                NodeType::Root => {}
             }
         }
         Ok(out)
@@ -344,36 +512,35 @@ impl<'a, 'i> El<'a, 'i> {
         self.no_attributes()?;
         let mut text: Option<&'a str> = None;
         for c in self.node.children() {
-            match c.node_type() {
-                NodeType::Text => {
+            match c {
+                Child::Text(t) => {
                     if text.is_some() {
-                        // roxmltree merges adjacent text; two nodes means something sat between
+                        // adjacent text is merged; two nodes means something sat between
                         return Err(DuisError::UnexpectedContent {
                             path: self.path(),
                             what: "split text".to_string(),
                         });
                     }
-                    text = c.text();
+                    text = Some(t);
                 }
-                NodeType::Element => {
+                Child::Element(e) => {
                     return Err(DuisError::UnexpectedContent {
                         path: self.path(),
-                        what: format!("child element {}", expanded(c)),
+                        what: format!("child element {}", e.expanded()),
                     });
                 }
-                NodeType::Comment => {
+                Child::Comment => {
                     return Err(DuisError::UnexpectedContent {
                         path: self.path(),
                         what: "comment".to_string(),
                     });
                 }
-                NodeType::PI => {
+                Child::Pi => {
                     return Err(DuisError::UnexpectedContent {
                         path: self.path(),
                         what: "processing instruction".to_string(),
                     });
                 }
-                NodeType::Root => {}
             }
         }
         Ok(text.unwrap_or(""))
@@ -401,7 +568,7 @@ pub struct Seq<'a, 'i> {
     seen: Vec<(&'static str, usize)>,
 }
 
-impl<'a, 'i> Seq<'a, 'i> {
+impl<'a, 'i: 'a> Seq<'a, 'i> {
     /// Start reading the element children of `parent`.
     pub fn new(
         parent: &El<'a, 'i>,
@@ -498,8 +665,8 @@ impl<'a, 'i> Seq<'a, 'i> {
                 name: wanted,
             };
         };
-        let local = e.node.tag_name().name();
-        let in_ns = e.node.tag_name().namespace() == Some(self.ns);
+        let local = e.node.local_name();
+        let in_ns = e.node.namespace() == Some(self.ns);
         if in_ns {
             if let Some((_, max)) = self.seen.iter().find(|(n, _)| *n == local) {
                 return DuisError::DuplicateElement {
@@ -540,7 +707,7 @@ impl<'a, 'i> Seq<'a, 'i> {
         }
         DuisError::UnexpectedElement {
             path: e.path(),
-            found: expanded(e.node),
+            found: e.node.expanded(),
             expected: wanted.to_string(),
         }
     }

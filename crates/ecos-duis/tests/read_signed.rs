@@ -70,8 +70,12 @@ fn same(doc: &str) -> Result<(), String> {
         .expect("a signature in the root");
     let bytes = c14n::document_to_vec(&tree, Options::INCLUSIVE, Some(sig.id()));
     let by_bytes = read_request(&bytes, &Limits::default()).map_err(|e| e.to_string());
-    let by_tree =
-        read_signed(&bytes, Some((&tree, sig.id())), &Limits::default()).map_err(|e| e.to_string());
+    let by_tree = read_signed(
+        &bytes,
+        Some(ecos_xmldsig::SignedTree::Roxml(&tree, sig.id())),
+        &Limits::default(),
+    )
+    .map_err(|e| e.to_string());
     assert_eq!(
         by_tree,
         by_bytes,

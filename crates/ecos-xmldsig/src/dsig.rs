@@ -310,14 +310,112 @@ pub struct SignedContent<'a, 'i> {
     /// The canonical bytes that were digested.
     pub bytes: &'a [u8],
     /// The parsed document and the `ds:Signature` element to leave out.
-    pub tree: Option<(&'a Document<'i>, roxmltree::NodeId)>,
+    pub tree: Option<SignedTree<'a, 'i>>,
+}
+
+/// The verifier's parsed document and its `ds:Signature` element: the
+/// roxmltree tree of the general path, or the flat table of the fast path
+/// (a document in the DUIS subset, see [`flat`](crate::flat)).
+#[derive(Debug, Clone, Copy)]
+pub enum SignedTree<'a, 'i> {
+    /// The hardened roxmltree parse.
+    Roxml(&'a Document<'i>, roxmltree::NodeId),
+    /// The fast path's flat table.
+    Flat(&'a crate::flat::Document<'i>, crate::flat::NodeId),
 }
 
 /// [`verify_with`], then hand the signed content to `read` (only once the
 /// signature has verified) without parsing it again: the reader gets the
 /// verifier's tree when that is faithful to the signed bytes (see
 /// [`SignedContent`]). Returns the verification and what `read` returned.
+///
+/// A document in the DUIS subset of XML takes the fast path first (a flat
+/// table instead of the roxmltree tree, see [`flat`](crate::flat)); on any
+/// doubt (outside the subset, a profile deviation, a digest mismatch, an
+/// unknown signer, a bad signature) the general path runs and gives the
+/// precise error or result. The fast path never decides against a
+/// document, and what it accepts the general path accepts with the same
+/// [`Verified`]; `resolve` is called once either way.
 pub fn verify_then<F, R, T>(
+    doc: &[u8],
+    opts: &VerifyOptions,
+    resolve: F,
+    read: R,
+) -> Result<(Verified, T), DsigError>
+where
+    F: FnOnce(&str, &str) -> Option<P256PublicKey>,
+    R: FnOnce(SignedContent<'_, '_>) -> T,
+{
+    let Some(fast) = crate::fast::prepare(doc, &opts.limits) else {
+        return verify_then_general(doc, opts, resolve, read);
+    };
+    let key = resolve(&fast.issuer, &fast.serial);
+    if key.as_ref().is_some_and(|k| {
+        k.verify(fast.signed_info.as_bytes(), &fast.signature_value)
+            .is_ok()
+    }) {
+        return Ok(fast_result(fast, read));
+    }
+    // The general path gives the error (or, should the two paths ever
+    // disagree, its own result), with the key already resolved.
+    let (issuer, serial) = (fast.issuer, fast.serial);
+    verify_then_general(
+        doc,
+        opts,
+        move |i, s| {
+            if i == issuer && s == serial {
+                key
+            } else {
+                None
+            }
+        },
+        read,
+    )
+}
+
+fn fast_result<R, T>(fast: crate::fast::Fast<'_>, read: R) -> (Verified, T)
+where
+    R: FnOnce(SignedContent<'_, '_>) -> T,
+{
+    let read = read(SignedContent {
+        bytes: &fast.signed_xml,
+        tree: Some(SignedTree::Flat(&fast.doc, fast.signature)),
+    });
+    (
+        Verified {
+            issuer: fast.issuer,
+            serial: fast.serial,
+            signed_xml: fast.signed_xml,
+            form: MatchedForm::Strict,
+        },
+        read,
+    )
+}
+
+/// The fast path alone: `None` where [`verify_then`] would take the general
+/// path. For the differential tests and the fuzz target.
+#[doc(hidden)]
+pub fn verify_then_fast<F, R, T>(
+    doc: &[u8],
+    opts: &VerifyOptions,
+    resolve: F,
+    read: R,
+) -> Option<(Verified, T)>
+where
+    F: FnOnce(&str, &str) -> Option<P256PublicKey>,
+    R: FnOnce(SignedContent<'_, '_>) -> T,
+{
+    let fast = crate::fast::prepare(doc, &opts.limits)?;
+    let key = resolve(&fast.issuer, &fast.serial)?;
+    key.verify(fast.signed_info.as_bytes(), &fast.signature_value)
+        .ok()?;
+    Some(fast_result(fast, read))
+}
+
+/// The general path alone (the hardened roxmltree parse): the oracle of
+/// the fast path, for the differential tests and the fuzz target.
+#[doc(hidden)]
+pub fn verify_then_general<F, R, T>(
     doc: &[u8],
     opts: &VerifyOptions,
     resolve: F,
@@ -369,7 +467,7 @@ where
     let faithful = form == MatchedForm::Strict && !noted.has_comment;
     let read = read(SignedContent {
         bytes: &signed_xml,
-        tree: faithful.then_some((&tree, parts.signature.id())),
+        tree: faithful.then_some(SignedTree::Roxml(&tree, parts.signature.id())),
     });
     Ok((
         Verified {
@@ -392,7 +490,7 @@ pub fn signer_of(doc: &[u8], limits: &Limits) -> Result<(String, String), DsigEr
     Ok((parts.issuer, parts.serial))
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, data);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -553,7 +651,7 @@ fn algorithm<'a>(
 }
 
 /// base64 decode, ignoring XML whitespace (including CR from `&#13;`).
-fn b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
+pub(crate) fn b64(text: &str, element: &'static str) -> Result<Vec<u8>, DsigError> {
     let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let decoded = if text.as_bytes().iter().any(is_ws) {
         let compact: Vec<u8> = text.bytes().filter(|b| !is_ws(b)).collect();
@@ -586,7 +684,7 @@ fn looks_like_der_sig(v: &[u8]) -> bool {
     int(body).and_then(int).is_some_and(|r| r.is_empty())
 }
 
-fn scalar_in_range(x: &[u8]) -> bool {
+pub(crate) fn scalar_in_range(x: &[u8]) -> bool {
     x.iter().any(|&b| b != 0) && x < &P256_N[..]
 }
 
@@ -773,7 +871,7 @@ fn signature_parts<'a, 'i>(
 /// The exclusive-C14N octets of a profiled SignedInfo with this digest: what
 /// the signer signs (and what [`exc_c14n`](crate::c14n) of the SignedInfo
 /// element written by [`sign`] produces).
-fn signed_info_c14n(digest_b64: &str) -> String {
+pub(crate) fn signed_info_c14n(digest_b64: &str) -> String {
     format!(
         "<ds:SignedInfo xmlns:ds=\"{DS_NS}\"><ds:CanonicalizationMethod Algorithm=\"{ALG_EXC_C14N}\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{ALG_ECDSA_SHA256}\"></ds:SignatureMethod><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ALG_ENVELOPED}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{ALG_SHA256}\"></ds:DigestMethod><ds:DigestValue>{digest_b64}</ds:DigestValue></ds:Reference></ds:SignedInfo>"
     )
