@@ -7,8 +7,12 @@
 //! whole receipt path), `roxmltree` (the bare parse), `parse` (the hardened
 //! parse), `c14n` (inclusive C14N of the document minus its signature),
 //! `sha256` (of those bytes), `exc-c14n` (exclusive C14N of SignedInfo),
-//! `read` (the 6.23 read from the verifier's tree). Prints the wall time per
-//! iteration; divide perf's task-clock by ITERATIONS for the CPU time.
+//! `read` (the 6.23 read from the verifier's tree); on the fast path
+//! (`ecos_xmldsig::flat`): `flat` (the tokenizer alone), `flat-c14n`
+//! (inclusive C14N over the table), `fast-verify` (the fast path's verify
+//! without the read), `flat-read` (the 6.23 read from the flat table).
+//! Prints the wall time per iteration; divide perf's task-clock by
+//! ITERATIONS for the CPU time.
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -63,6 +67,13 @@ fn run() -> Result<(), String> {
         cert.public_key().as_bytes().to_vec(),
     );
 
+    let flat = ecos_xmldsig::flat::Document::parse(&doc, &ecos_xmldsig::Limits::default())
+        .ok_or("not in the DUIS subset of the fast path")?;
+    let flat_sig = flat
+        .nodes()
+        .find(|n| n.namespace() == Some(DS_NS) && n.local_name() == "Signature")
+        .ok_or("no ds:Signature in the flat table")?
+        .id();
     let read_verify = || {
         verify_then(
             &doc,
@@ -118,6 +129,39 @@ fn run() -> Result<(), String> {
                 read_signed(
                     black_box(&canon),
                     Some(ecos_xmldsig::SignedTree::Roxml(&tree, sig.id())),
+                    &limits,
+                )
+                .is_ok(),
+            );
+        }),
+        "flat" => Box::new(|| {
+            black_box(
+                ecos_xmldsig::flat::Document::parse(
+                    black_box(&doc),
+                    &ecos_xmldsig::Limits::default(),
+                )
+                .is_some(),
+            );
+        }),
+        "flat-c14n" => Box::new(|| {
+            black_box(flat.canonicalize_without(Some(flat_sig)));
+        }),
+        "fast-verify" => Box::new(|| {
+            black_box(
+                ecos_xmldsig::verify_then_fast(
+                    black_box(&doc),
+                    &opts,
+                    |_, s| (s == serial).then(|| cert.public_key().clone()),
+                    |_| (),
+                )
+                .is_some(),
+            );
+        }),
+        "flat-read" => Box::new(|| {
+            black_box(
+                read_signed(
+                    black_box(&canon),
+                    Some(ecos_xmldsig::SignedTree::Flat(&flat, flat_sig)),
                     &limits,
                 )
                 .is_ok(),
