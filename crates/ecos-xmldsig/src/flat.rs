@@ -215,7 +215,8 @@ impl<'a, 'i> Node<'a, 'i> {
             Kind::Text { .. } => "",
         }
     }
-    /// The namespace URI of an element, if any.
+    /// The namespace URI of an element, if any: `Some("")` in the scope of
+    /// `xmlns=""`, as roxmltree gives it.
     pub fn namespace(&self) -> Option<&'i str> {
         match self.data().kind {
             Kind::Element { ns, .. } => ns.map(|s| s.get(self.doc.input)),
@@ -643,8 +644,9 @@ impl<'i> Tokenizer<'i, '_> {
             return None;
         }
         let ns = match self.lookup(prefix) {
-            Some(u) if u.start != u.end => Some(u),
-            Some(_) => None, // xmlns="" (a prefix is never bound to "")
+            // Under xmlns="" the namespace is "" (not none), as roxmltree
+            // has it; a prefix is never bound to "".
+            Some(u) => Some(u),
             None if prefix_len == 0 => None,
             None => return None, // undeclared prefix
         };
