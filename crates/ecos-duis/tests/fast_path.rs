@@ -762,3 +762,44 @@ fn random_documents_flat_equals_roxmltree() {
     eprintln!("random documents in the subset: {accepted} of 20000");
     assert!(accepted > 10_000, "only {accepted} of 20000 in the subset");
 }
+
+/// Hand-picked edges of the subset: where the flat tokenizer accepts one,
+/// roxmltree reads the same tree and canonical form.
+#[test]
+fn edges_of_the_subset_flat_equals_roxmltree() {
+    let docs = [
+        "<xmlfoo:a xmlns:xmlfoo=\"urn:x\"/>",
+        "<a>&#x10FFFF;&#xFFFD;&#xE000;&#xD7FF;&#9;&#10;&#32;</a>",
+        "<a>&#0000065;&#x0041;</a>",
+        "<a   >x</a   >",
+        "<a\n\tb\n=\n'1'\n/>",
+        "<a b=\"'\" c='\"' d=\">\"/>",
+        "<_a><a-b.c_d/><A1/></_a>",
+        "<a xmlns=\"urn:x\"><b xmlns=\"\"><c/></b><d/></a>",
+        "<a xmlns=\"\"/>",
+        "<?xml version=\"1.0\" standalone=\"yes\"?><a/>",
+        "<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"no\"  ?>\n\n<a/>\n",
+        "<a>]]&gt;]]]></a>",
+        "<a>]]</a>",
+        "<a>></a>",
+        "<a xmlns:p=\"urn:p\"><p:b xmlns:p=\"urn:q\"><p:c xmlns:p=\"urn:p\"/></p:b></a>",
+        "<a xmlns:a=\"urn:a\" a:b=\"1\"/>",
+        "<a:a xmlns:a=\"urn:a\"/>",
+        "<a xmlns:b=\"urn:b\" b:c=\"1\" c=\"2\"/>",
+        "<a xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+        "<a xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>",
+        "<a xmlns:p=\"urn:p\" xmlns:q=\"urn:p\" p:x=\"1\" q:y=\"2\"/>",
+        "<a b=\"\"/>",
+        "<a>&amp;amp;&amp;#65;</a>",
+        "<a>x<b/>y<c/>z</a>",
+        "<?xml version=\"1.0\"?><a/>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" ?><a/>",
+    ];
+    let mut accepted = 0;
+    for d in docs {
+        if check_flat(d.as_bytes(), d) {
+            accepted += 1;
+        }
+    }
+    assert!(accepted >= 20, "{accepted}");
+}
