@@ -41,7 +41,8 @@ use ecos_party::demo::{self, RequestSpec};
 use ecos_party::{Outcome, Party, PartyConfig};
 use ecos_smki::Eui64;
 use ecos_store::{
-    Acceptance, AcceptanceCommit, NewAuditEntry, NewRequest, RequestKind, Store, StoreConfig,
+    Acceptance, AcceptanceCommit, NewAuditEntry, NewRequest, RequestKind, RequestState, Store,
+    StoreConfig,
 };
 use jiff::Timestamp;
 
@@ -342,6 +343,7 @@ fn bench(c: &mut Criterion) {
             store
                 .commit_acceptance(&Acceptance {
                     request: &request,
+                    state: RequestState::Accepted,
                     request_counter: n,
                     command,
                     gbcs_counter: gbcs,

@@ -302,7 +302,7 @@ impl Party {
             &self.signature_checks,
             counter,
         )?;
-        let record = RequestRecord {
+        let mut record = RequestRecord {
             request_id: rid.to_string(),
             originator: rid.originator,
             device: rid.target,
@@ -342,6 +342,22 @@ impl Party {
             }
             None => false,
         };
+        // Sent as soon as it commits (variants 1 and 3, not held, not the
+        // cancellation of a held request): stored as dispatched in the same
+        // write (claimed for sending, as the hold's sweep claims), so there
+        // is no second write after the send, and a crash between the commit
+        // and the send leaves a request the time-out sweep answers rather
+        // than one left accepted with nothing to send it.
+        let cv = acc.request.header.command_variant.get();
+        let held_fd = match acc.request.body.execution {
+            Execution::FutureDated(t) if self.config.fd_dispatch_lead_secs.is_some() => Some(t),
+            _ => None,
+        };
+        let send_now =
+            matches!(cv, 1 | 3) && !held_claim && held_fd.is_none() && self.transport.is_some();
+        if send_now {
+            record.state = RequestState::Dispatched;
+        }
         let committed = state::commit_acceptance(
             &self.store,
             &record,
@@ -393,12 +409,7 @@ impl Party {
         // refused as a reused RequestID). Such a failure leaves the request
         // `accepted` (a device answer still completes it: the answer path
         // takes either state); it is logged and counted.
-        let cv = acc.request.header.command_variant.get();
         let mut send_error = None;
-        let held_fd = match acc.request.body.execution {
-            Execution::FutureDated(t) if self.config.fd_dispatch_lead_secs.is_some() => Some(t),
-            _ => None,
-        };
         if held_claim {
             // The cancelled request never reached the device: nothing to send,
             // and the cancellation is answered at once.
@@ -430,14 +441,9 @@ impl Party {
             }
         } else if matches!(cv, 1 | 3) {
             match &self.transport {
+                // Stored as dispatched already (`send_now`).
                 Some(t) => match t.send(rid.target, command.bytes.clone()).await {
-                    Ok(()) => {
-                        if let Err(e) =
-                            state::mark_dispatched(&self.store, &record.request_id, at).await
-                        {
-                            bookkeeping_failed(&record.request_id, "dispatched", &e);
-                        }
-                    }
+                    Ok(()) => {}
                     Err(e) => {
                         if let Err(err) = state::set_request_state(
                             &self.store,

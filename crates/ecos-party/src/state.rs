@@ -186,8 +186,9 @@ pub async fn audit(
 }
 
 /// Commit an accepted request whole (see [`Store::commit_acceptance`]): the
-/// RequestID counter advanced, the request stored with its command and GBCS
-/// counter, the cancelled request moved, and the `accepted` audit entry.
+/// RequestID counter advanced, the request stored (in `r.state`: accepted,
+/// or dispatched when its command is sent right after) with its command and
+/// GBCS counter, the cancelled request moved, and the `accepted` audit entry.
 pub async fn commit_acceptance(
     store: &Store,
     r: &RequestRecord,
@@ -206,6 +207,7 @@ pub async fn commit_acceptance(
     store
         .commit_acceptance(&ecos_store::Acceptance {
             request: &request,
+            state: r.state,
             request_counter,
             command: r.command.as_deref().unwrap_or_default(),
             gbcs_counter: r.gbcs_counter.unwrap_or_default(),

@@ -648,31 +648,19 @@ async fn a_failing_store_answers_503_retry_later_not_an_internal_error() {
     );
 }
 
-/// A store write that fails after the acceptance is committed (here a
-/// trigger refuses the `dispatched` transition) must not turn the answer
-/// into a 503: the acceptance is durable and the command left, so a retry
-/// would be refused as a reused RequestID. The requester gets its I99; the
-/// request stays `accepted`, and the device's answer still completes it.
+/// An immediate request whose command is sent at once is stored as
+/// `dispatched` by its acceptance's own write (claimed for sending): there is
+/// no second write after the send. A trigger refusing any later move to
+/// `dispatched` changes nothing: I99, the command left, the request is
+/// `dispatched`.
 #[tokio::test]
-async fn a_write_failing_after_the_commit_still_answers_i99() {
-    use ecos_party::ServiceRequestHandler;
+async fn an_immediate_command_is_claimed_in_its_acceptance_write() {
     let w = world(PartyConfig::default()).await;
-    let db = w._dir.path().join("ecos.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER no_dispatch BEFORE UPDATE OF state ON requests \
-         WHEN NEW.state = 'dispatched' BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    inject_fault(w._dir.path(), "dispatched").await;
     let body = b_to(demo::ESME_TCOS, 1, demo::MPAN_1)
         .signed(&w.pki)
         .unwrap();
-    let answer = w.party.submit(&body, at()).await;
+    let answer = ecos_party::ServiceRequestHandler::submit(&w.party, &body, at()).await;
     assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
     assert!(
         text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
@@ -680,12 +668,86 @@ async fn a_write_failing_after_the_commit_still_answers_i99() {
         text(&answer.body)
     );
     assert_eq!(w.sent.0.lock().unwrap().len(), 1, "the command left");
-    let rid = ecos_duis::read_request_header(&body, &ecos_duis::Limits::default())
+    let stored = w
+        .party
+        .store()
+        .request(&request_id(&body))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, RequestState::Dispatched);
+}
+
+/// A store write that fails after the acceptance is committed (here the
+/// device transport fails, and a trigger refuses the move to `failed`) must
+/// not turn the answer into a 503: the acceptance is durable, so a retry
+/// would be refused as a reused RequestID. The requester gets its I99; the
+/// request stays `dispatched`, which the time-out sweep answers.
+#[tokio::test]
+async fn a_write_failing_after_the_commit_still_answers_i99() {
+    let pki = pki();
+    let (store, _dir) = common::demo_store(PartyConfig::default().counter_floor).await;
+    let party = demo::party(&pki, store, PartyConfig::default())
+        .unwrap()
+        .with_transport(Arc::new(Unreachable));
+    inject_fault(_dir.path(), "failed").await;
+    let body = b_to(demo::ESME_TCOS, 1, demo::MPAN_1).signed(&pki).unwrap();
+    let (answer, outcome) = party.process(&body, at()).await.unwrap();
+    assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
+    assert!(
+        text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{}",
+        text(&answer.body)
+    );
+    match outcome {
+        Outcome::Accepted { send_error, .. } => {
+            assert_eq!(send_error.as_deref(), Some("the WAN is down"))
+        }
+        other => panic!("expected an acceptance, got {other:?}"),
+    }
+    let stored = party
+        .store()
+        .request(&request_id(&body))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, RequestState::Dispatched);
+}
+
+/// A device transport that never delivers.
+struct Unreachable;
+
+impl ecos_party::DeviceTransport for Unreachable {
+    fn send<'a>(
+        &'a self,
+        _device: ecos_smki::Eui64,
+        _message: Vec<u8>,
+    ) -> ecos_party::api::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("the WAN is down".to_string()) })
+    }
+}
+
+/// Make the store in `dir` refuse any update of a request's state to `state`.
+async fn inject_fault(dir: &std::path::Path, state: &str) {
+    let db = dir.join("ecos.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER no_{state} BEFORE UPDATE OF state ON requests \
+         WHEN NEW.state = '{state}' BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+fn request_id(body: &[u8]) -> String {
+    ecos_duis::read_request_header(body, &ecos_duis::Limits::default())
         .unwrap()
         .request_id
-        .to_string();
-    let stored = w.party.store().request(&rid).await.unwrap().unwrap();
-    assert_eq!(stored.state, RequestState::Accepted);
+        .to_string()
 }
 
 /// A CoS key that does not match its certificate is caught by the command

@@ -58,8 +58,14 @@ const SQL_OUTBOUND: &str = "INSERT INTO outbound (recipient, request_id, kind, b
 /// An acceptance to commit: see [`Store::commit_acceptance`].
 #[derive(Debug, Clone)]
 pub struct Acceptance<'a> {
-    /// The request, stored in state `accepted`.
+    /// The request, stored in state [`Acceptance::state`].
     pub request: &'a NewRequest,
+    /// [`RequestState::Accepted`], or [`RequestState::Dispatched`] when the
+    /// caller sends the command as soon as this commits (claimed for
+    /// sending in the same write: a crash before the send leaves it to the
+    /// time-out sweep, which answers the requester). Any other state is an
+    /// error and nothing is written.
+    pub state: RequestState,
     /// The DUIS RequestID counter, advanced for the originator.
     pub request_counter: u64,
     /// The GBCS command built for it.
@@ -196,6 +202,7 @@ fn sqlite_unique(e: &rusqlite::Error) -> bool {
 /// An acceptance's rows, owned: what the writer thread writes.
 struct AcceptanceRows {
     request: NewRequest,
+    state: RequestState,
     request_counter: i64,
     command: Vec<u8>,
     gbcs_counter: i64,
@@ -207,6 +214,7 @@ impl AcceptanceRows {
     fn new(a: &Acceptance<'_>) -> Self {
         AcceptanceRows {
             request: a.request.clone(),
+            state: a.state,
             request_counter: u64_to_ordered_i64(a.request_counter),
             command: a.command.to_vec(),
             gbcs_counter: u64_to_ordered_i64(a.gbcs_counter),
@@ -235,7 +243,7 @@ impl AcceptanceRows {
                 r.device.to_compact(),
                 r.kind.as_str(),
                 r.execution_time.map(ts_to_micros),
-                RequestState::Accepted.as_str(),
+                self.state.as_str(),
                 r.request_xml,
                 self.command,
                 self.gbcs_counter,
@@ -267,7 +275,8 @@ impl Store {
 
     /// Commit an acceptance in one transaction: advance the originator's
     /// RequestID counter (only if strictly above the last accepted), store
-    /// the request in state `accepted` with its command and GBCS counter,
+    /// the request in state `accepted` (or `dispatched`: [`Acceptance::state`])
+    /// with its command and GBCS counter,
     /// cancel the request it cancels, and append the audit entry. Either
     /// all of it is written or none of it.
     ///
@@ -275,6 +284,12 @@ impl Store {
     /// acceptances and other decisions queued beside it, and this returns
     /// once the transaction holding it committed.
     pub async fn commit_acceptance(&self, a: &Acceptance<'_>) -> Result<AcceptanceCommit> {
+        if !matches!(a.state, RequestState::Accepted | RequestState::Dispatched) {
+            return Err(StoreError::Invalid(format!(
+                "request {:?}: an acceptance is stored as accepted or dispatched, not {}",
+                a.request.request_id, a.state
+            )));
+        }
         if self.group_commits() {
             let rows = AcceptanceRows::new(a);
             if let Some(done) = self.group_write(move |tx| rows.write(tx)).await {
@@ -302,7 +317,7 @@ impl Store {
                 .bind(r.device.to_compact())
                 .bind(r.kind.as_str())
                 .bind(r.execution_time.map(ts_to_micros))
-                .bind(RequestState::Accepted.as_str())
+                .bind(a.state.as_str())
                 .bind(&r.request_xml)
                 .bind(a.command)
                 .bind(u64_to_ordered_i64(a.gbcs_counter))
@@ -592,6 +607,7 @@ mod tests {
         let r = request(id);
         let rows = AcceptanceRows::new(&Acceptance {
             request: &r,
+            state: RequestState::Accepted,
             request_counter: counter,
             command: b"cmd",
             gbcs_counter: counter + 1000,

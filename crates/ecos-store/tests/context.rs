@@ -121,6 +121,7 @@ fn new_request(id: &str) -> NewRequest {
 fn acceptance<'a>(r: &'a NewRequest, counter: u64, gbcs: u64) -> Acceptance<'a> {
     Acceptance {
         request: r,
+        state: RequestState::Accepted,
         request_counter: counter,
         command: b"\xDF\x09",
         gbcs_counter: gbcs,

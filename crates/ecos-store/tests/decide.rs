@@ -50,6 +50,7 @@ async fn acceptance_is_all_or_nothing(s: Store) {
         async move {
             s.commit_acceptance(&Acceptance {
                 request: &r,
+                state: RequestState::Accepted,
                 request_counter: counter,
                 command: b"\xDF\x09cmd",
                 gbcs_counter: gbcs,
@@ -107,6 +108,7 @@ async fn device_answer_is_written_once(s: Store) {
     let r = request(20);
     s.commit_acceptance(&Acceptance {
         request: &r,
+        state: RequestState::Accepted,
         request_counter: 20,
         command: b"cmd",
         gbcs_counter: 900,
@@ -206,6 +208,7 @@ async fn move_request_is_compare_and_set(s: Store) {
     let r = request(40);
     s.commit_acceptance(&Acceptance {
         request: &r,
+        state: RequestState::Accepted,
         request_counter: 40,
         command: b"cmd",
         gbcs_counter: 940,
@@ -274,6 +277,7 @@ async fn queued_decisions_commit_together_sqlite() {
         tasks.push(tokio::spawn(async move {
             s.commit_acceptance(&Acceptance {
                 request: &r,
+                state: RequestState::Accepted,
                 request_counter: i as u64 + 1,
                 command: b"cmd",
                 gbcs_counter: 700 + i as u64,
