@@ -65,9 +65,11 @@ fn der(c: &Certificate) -> Result<CertificateDer, CommandError> {
 /// The device's KA public key from the DER certificate the inventory holds.
 pub fn device_ka_key(ka_cert: Option<&[u8]>) -> Result<P256PublicKey, CommandError> {
     let der = ka_cert.ok_or_else(|| CommandError::DeviceKa("not in the inventory".into()))?;
-    let cert =
-        Certificate::from_pem_or_der(der).map_err(|e| CommandError::DeviceKa(e.to_string()))?;
-    Ok(cert.public_key().clone())
+    // Only its key enters the MAC: read it (and check it is a P-256 point)
+    // without decoding the rest of the certificate. A corrupt entry still
+    // fails here with the reason; whether the device trusts the key is the
+    // device's check (its own KA certificate).
+    Certificate::public_key_of(der).map_err(|e| CommandError::DeviceKa(e.to_string()))
 }
 
 /// GBCS carries whole seconds; DUIS may carry fractions. Round a fraction

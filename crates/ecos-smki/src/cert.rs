@@ -397,11 +397,12 @@ fn read_tlv(buf: &[u8], pos: usize) -> Option<Tlv> {
     })
 }
 
-/// Byte ranges of the TBS, issuer and subject and the signature BIT STRING content.
+/// Byte ranges of the TBS, issuer, subject and subjectPublicKeyInfo.
 struct Layout {
     tbs: Range<usize>,
     issuer: Range<usize>,
     subject: Range<usize>,
+    spki: Range<usize>,
 }
 
 fn layout(der: &[u8]) -> Option<Layout> {
@@ -425,14 +426,37 @@ fn layout(der: &[u8]) -> Option<Layout> {
     let issuer = read_tlv(der, sigalg.end)?;
     let validity = read_tlv(der, issuer.end)?;
     let subject = read_tlv(der, validity.end)?;
-    if issuer.tag != 0x30 || subject.tag != 0x30 || subject.end > tbs.end {
+    let spki = read_tlv(der, subject.end)?;
+    if issuer.tag != 0x30 || subject.tag != 0x30 || spki.tag != 0x30 || spki.end > tbs.end {
         return None;
     }
     Some(Layout {
         tbs: tbs.start..tbs.end,
         issuer: issuer.start..issuer.end,
         subject: subject.start..subject.end,
+        spki: spki.start..spki.end,
     })
+}
+
+/// The P-256 key of a subjectPublicKeyInfo: its algorithm OID, its curve
+/// parameter and its key BIT STRING's bytes (`None`: unused bits).
+fn p256_key(
+    algorithm: ObjectIdentifier,
+    curve: Option<ObjectIdentifier>,
+    key: Option<&[u8]>,
+) -> Result<P256PublicKey, CertError> {
+    if algorithm != oid::EC_PUBLIC_KEY {
+        return Err(CertError::PublicKey(format!(
+            "algorithm {algorithm} is not id-ecPublicKey"
+        )));
+    }
+    if curve != Some(oid::PRIME256V1) {
+        return Err(CertError::PublicKey(
+            "curve parameter is not prime256v1".into(),
+        ));
+    }
+    let key = key.ok_or_else(|| CertError::PublicKey("BIT STRING has unused bits".into()))?;
+    P256PublicKey::from_sec1(key).map_err(|e| CertError::PublicKey(e.to_string()))
 }
 
 /// A DER ECDSA-Sig-Value `SEQUENCE { r INTEGER, s INTEGER }` to raw r‖s.
@@ -677,28 +701,14 @@ impl Certificate {
 
         // Public key.
         let spki = tbs.subject_public_key_info();
-        if spki.algorithm.oid != oid::EC_PUBLIC_KEY {
-            return Err(CertError::PublicKey(format!(
-                "algorithm {} is not id-ecPublicKey",
-                spki.algorithm.oid
-            )));
-        }
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if curve != Some(oid::PRIME256V1) {
-            return Err(CertError::PublicKey(
-                "curve parameter is not prime256v1".into(),
-            ));
-        }
-        let key_bytes = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| CertError::PublicKey("BIT STRING has unused bits".into()))?;
-        let public_key =
-            P256PublicKey::from_sec1(key_bytes).map_err(|e| CertError::PublicKey(e.to_string()))?;
+        let public_key = p256_key(
+            spki.algorithm.oid,
+            spki.algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
+            spki.subject_public_key.as_bytes(),
+        )?;
 
         // Serial.
         let raw_serial = tbs.serial_number().as_bytes();
@@ -1000,6 +1010,30 @@ impl Certificate {
         } else {
             Self::from_der(bytes)
         }
+    }
+
+    /// The P-256 public key of a certificate (PEM or DER), without decoding
+    /// the rest of it: for a use that needs only the key (the ECDH with a
+    /// device's key-agreement certificate from the inventory, on every
+    /// command MACed for a device not seen before). The DER's outer layout is
+    /// walked to the subjectPublicKeyInfo, which is checked as
+    /// [`Certificate::from_der`] checks it (id-ecPublicKey on prime256v1, an
+    /// uncompressed point on the curve); nothing else is.
+    pub fn public_key_of(bytes: &[u8]) -> Result<P256PublicKey, CertError> {
+        if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+            return Self::from_pem(bytes).map(|c| c.public_key().clone());
+        }
+        let lay = layout(bytes).ok_or_else(|| CertError::Der("malformed TLV layout".into()))?;
+        let spki = spki::SubjectPublicKeyInfoRef::from_der(&bytes[lay.spki])
+            .map_err(|e| CertError::der("subjectPublicKeyInfo", e))?;
+        p256_key(
+            spki.algorithm.oid,
+            spki.algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
+            spki.subject_public_key.as_bytes(),
+        )
     }
 
     /// Read a certificate file (PEM or DER).

@@ -96,8 +96,11 @@ proptest! {
         muts in proptest::collection::vec(mutation(), 1..4),
     ) {
         let der = apply(seeds()[which].clone(), &muts);
+        let key = Certificate::public_key_of(&der);
         if let Ok(c) = Certificate::from_der(&der) {
             check_accepted(&der, &c);
+            // What the full parse accepts, the key-only read reads alike.
+            prop_assert_eq!(key.unwrap(), c.public_key().clone());
         }
     }
 
@@ -105,6 +108,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = Certificate::from_der(&bytes);
         let _ = Certificate::from_pem_or_der(&bytes);
+        let _ = Certificate::public_key_of(&bytes);
     }
 
     #[test]
