@@ -119,7 +119,8 @@ pub struct PartyConfig {
     /// before its execution date-time, after checks 6 and 7 are run again
     /// (see `Party::dispatch_held_future_dated`). A held request that is
     /// cancelled by its requester, or by re-validation, is cancelled in the
-    /// store only: no command reaches the device.
+    /// store only: no command reaches the device. Switching it off with
+    /// requests still held sends them with the next sweep.
     pub fd_dispatch_lead_secs: Option<u64>,
     /// A cancellation must come from the originator of the pending request.
     pub cancel_requires_same_originator: bool,

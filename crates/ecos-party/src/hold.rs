@@ -79,19 +79,24 @@ impl Party {
     }
 
     /// Send every held future-dated request due at `now` (see the module
-    /// documentation). Does nothing when no lead is configured. Safe to run
-    /// at any time and from several processes: each request is claimed
-    /// before it is sent.
+    /// documentation). With no lead configured every held request is due:
+    /// requests held while a lead was set, and still held when it was
+    /// switched off, go with the next sweep instead of never. Safe to run at
+    /// any time and from several processes: each request is claimed before
+    /// it is sent.
     pub async fn dispatch_held_future_dated(
         &self,
         now: Timestamp,
     ) -> Result<HeldDispatch, PartyError> {
         let mut out = HeldDispatch::default();
-        let Some(lead) = self.config().fd_dispatch_lead_secs else {
-            return Ok(out);
+        let due_by = match self.config().fd_dispatch_lead_secs {
+            Some(lead) => now
+                .checked_add(SignedDuration::from_secs(
+                    i64::try_from(lead).unwrap_or(i64::MAX),
+                ))
+                .unwrap_or(Timestamp::MAX),
+            None => Timestamp::MAX,
         };
-        let lead = SignedDuration::from_secs(i64::try_from(lead).unwrap_or(i64::MAX));
-        let due_by = now.checked_add(lead).unwrap_or(Timestamp::MAX);
         let mut after: Option<(Timestamp, String)> = None;
         loop {
             let page = self

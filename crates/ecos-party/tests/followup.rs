@@ -1104,6 +1104,33 @@ async fn held_future_dated_request_is_sent_at_its_lead() {
     assert_eq!(state_of(&w, &id).await, RequestState::Completed);
 }
 
+/// A request held while a lead was set is not stranded when the lead is
+/// switched off (a restart with `fd_dispatch_lead_secs` unset): the next
+/// sweep sends it, long before its execution.
+#[tokio::test]
+async fn held_requests_go_with_the_next_sweep_once_the_lead_is_switched_off() {
+    let w = world(held(86_400)).await;
+    let id = accept_gas_fd(&w).await;
+    assert_eq!(sent_count(&w), 0, "held at receipt");
+    let d = w.party.dispatch_held_future_dated(at()).await.unwrap();
+    assert_eq!(
+        (d.due, d.sent.len()),
+        (0, 0),
+        "not due with the lead: {d:?}"
+    );
+
+    let unheld = demo::party(&w.pki, w.party.store().clone(), PartyConfig::default())
+        .unwrap()
+        .with_transport(w.link.clone());
+    let d = unheld.dispatch_held_future_dated(at()).await.unwrap();
+    assert_eq!(d.sent, vec![id.clone()], "{d:?}");
+    assert_eq!(sent_count(&w), 1);
+    assert_eq!(state_of(&w, &id).await, RequestState::Dispatched);
+    assert!(w.pending_on_device(demo::GSME_TCOS));
+    let again = unheld.dispatch_held_future_dated(at()).await.unwrap();
+    assert_eq!(again, ecos_party::HeldDispatch::default(), "sent once");
+}
+
 /// A held request whose lead is already here at receipt goes at once; one
 /// that cannot be sent stays held and goes with a later sweep.
 #[tokio::test]
