@@ -707,6 +707,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_decision_rolls_back_only_itself() {
+        let (s, _dir, c) = store().await;
+        let mut q = VecDeque::new();
+        let a1 = accept(&mut q, "r1", 1);
+        let (job, panicked) = writer::job(|tx| -> Result<((), bool)> {
+            let at = audit_instant();
+            tx.append_audit(
+                &NewAuditEntry {
+                    actor: "test",
+                    action: "doomed",
+                    subject: "x",
+                    detail: "{}",
+                },
+                at,
+            )?;
+            panic!("a bug in a decision");
+        });
+        q.push_back(job);
+        let a2 = accept(&mut q, "r2", 2);
+        writer::write_batch(&c, &mut q);
+        assert_eq!(answer(a1).unwrap(), AcceptanceCommit::Committed);
+        match answer(panicked) {
+            Err(StoreError::Sqlite(m)) => assert!(m.contains("a bug in a decision"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(answer(a2).unwrap(), AcceptanceCommit::Committed);
+        assert_eq!(subjects(&s).await, ["r1", "r2"]);
+        let v = s.verify_audit_chain().await.unwrap();
+        assert_eq!((v.entries, v.first_broken), (2, None));
+    }
+
+    #[tokio::test]
     async fn callers_are_answered_after_the_commit() {
         let (s, dir, c) = store().await;
         let mut q = VecDeque::new();

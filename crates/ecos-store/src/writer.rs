@@ -115,13 +115,29 @@ where
         let Some(body) = self.body.take() else {
             return false;
         };
-        match body(tx) {
-            Ok((v, keep)) => {
+        // A decision that panics (a bug) is one failed decision: rolled back
+        // to its savepoint and answered with the error, while the thread goes
+        // on writing everyone else's; otherwise every later write would fail
+        // until the service restarts.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(tx)));
+        match ran {
+            Ok(Ok((v, keep))) => {
                 self.out = Some(Ok(v));
                 keep
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.out = Some(Err(e));
+                false
+            }
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                self.out = Some(Err(StoreError::Sqlite(format!(
+                    "the decision's write panicked, nothing of it was written: {why}"
+                ))));
                 false
             }
         }
