@@ -183,7 +183,7 @@ impl Party {
                     out.unchecked.push((id, "no command is stored".into()));
                     return Ok(());
                 };
-                match self.send_claimed(&id, req.device, command, now).await? {
+                match self.send_claimed(&id, req.device, command).await? {
                     ClaimedSend::Sent => {
                         state::audit(
                             self.store(),
@@ -221,7 +221,6 @@ impl Party {
         request_id: &str,
         device: Eui64,
         command: Vec<u8>,
-        _at: Timestamp,
     ) -> Result<ClaimedSend, PartyError> {
         let st = |e: StoreError| PartyError::Store(e.to_string());
         let Some(t) = self.transport() else {

@@ -431,7 +431,7 @@ impl Party {
                 tracing::info!(request = %record.request_id, %execution, "future-dated 6.23 held for dispatch");
             } else {
                 match self
-                    .send_claimed(&record.request_id, rid.target, command.bytes.clone(), at)
+                    .send_claimed(&record.request_id, rid.target, command.bytes.clone())
                     .await
                 {
                     Ok(crate::hold::ClaimedSend::NotSent(e)) => send_error = Some(e),
