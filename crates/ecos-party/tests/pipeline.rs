@@ -661,21 +661,9 @@ async fn an_immediate_command_is_claimed_in_its_acceptance_write() {
         .signed(&w.pki)
         .unwrap();
     let answer = ecos_party::ServiceRequestHandler::submit(&w.party, &body, at()).await;
-    assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
-    assert!(
-        text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
-        "{}",
-        text(&answer.body)
-    );
+    assert_i99(&answer);
     assert_eq!(w.sent.0.lock().unwrap().len(), 1, "the command left");
-    let stored = w
-        .party
-        .store()
-        .request(&request_id(&body))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.state, RequestState::Dispatched);
+    assert_dispatched(&w.party, &body).await;
 }
 
 /// A store write that fails after the acceptance is committed (here the
@@ -693,21 +681,31 @@ async fn a_write_failing_after_the_commit_still_answers_i99() {
     inject_fault(_dir.path(), "failed").await;
     let body = b_to(demo::ESME_TCOS, 1, demo::MPAN_1).signed(&pki).unwrap();
     let (answer, outcome) = party.process(&body, at()).await.unwrap();
-    assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
-    assert!(
-        text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
-        "{}",
-        text(&answer.body)
-    );
+    assert_i99(&answer);
     match outcome {
         Outcome::Accepted { send_error, .. } => {
             assert_eq!(send_error.as_deref(), Some("the WAN is down"))
         }
         other => panic!("expected an acceptance, got {other:?}"),
     }
+    assert_dispatched(&party, &body).await;
+}
+
+/// A 200 answer carrying I99.
+fn assert_i99(answer: &ecos_party::api::SyncAnswer) {
+    assert_eq!(answer.http_status, 200, "{}", text(&answer.body));
+    assert!(
+        text(&answer.body).contains("<sr:ResponseCode>I99</sr:ResponseCode>"),
+        "{}",
+        text(&answer.body)
+    );
+}
+
+/// The request of `body` is stored as dispatched.
+async fn assert_dispatched(party: &Party, body: &[u8]) {
     let stored = party
         .store()
-        .request(&request_id(&body))
+        .request(&request_id(body))
         .await
         .unwrap()
         .unwrap();

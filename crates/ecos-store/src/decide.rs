@@ -624,6 +624,17 @@ mod tests {
         answer
     }
 
+    /// Append an audit entry for a decision that will not be kept.
+    fn append_doomed(tx: &mut writer::Tx<'_>) -> Result<()> {
+        let entry = NewAuditEntry {
+            actor: "test",
+            action: "doomed",
+            subject: "x",
+            detail: "{}",
+        };
+        tx.append_audit(&entry, audit_instant()).map(|_| ())
+    }
+
     fn answer<T>(mut a: Answer<T>) -> Result<T> {
         a.try_recv().expect("answered")
     }
@@ -675,16 +686,7 @@ mod tests {
         // Appends an audit entry, then fails: its entry and its sequence
         // number are given back.
         let (job, failed) = writer::job(|tx| {
-            let at = audit_instant();
-            tx.append_audit(
-                &NewAuditEntry {
-                    actor: "test",
-                    action: "doomed",
-                    subject: "x",
-                    detail: "{}",
-                },
-                at,
-            )?;
+            append_doomed(tx)?;
             tx.conn
                 .execute("INSERT INTO no_such_table VALUES (1)", [])?;
             Ok(((), true))
@@ -712,16 +714,7 @@ mod tests {
         let mut q = VecDeque::new();
         let a1 = accept(&mut q, "r1", 1);
         let (job, panicked) = writer::job(|tx| -> Result<((), bool)> {
-            let at = audit_instant();
-            tx.append_audit(
-                &NewAuditEntry {
-                    actor: "test",
-                    action: "doomed",
-                    subject: "x",
-                    detail: "{}",
-                },
-                at,
-            )?;
+            append_doomed(tx)?;
             panic!("a bug in a decision");
         });
         q.push_back(job);
