@@ -438,24 +438,29 @@ fn layout(der: &[u8]) -> Option<Layout> {
     })
 }
 
-/// The P-256 key of a subjectPublicKeyInfo: its algorithm OID, its curve
-/// parameter and its key BIT STRING's bytes (`None`: unused bits).
-fn p256_key(
-    algorithm: ObjectIdentifier,
-    curve: Option<ObjectIdentifier>,
-    key: Option<&[u8]>,
-) -> Result<P256PublicKey, CertError> {
+/// The P-256 key of a subjectPublicKeyInfo: id-ecPublicKey on prime256v1,
+/// an uncompressed point on the curve.
+fn p256_key(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<P256PublicKey, CertError> {
+    let algorithm = spki.algorithm.oid;
     if algorithm != oid::EC_PUBLIC_KEY {
         return Err(CertError::PublicKey(format!(
             "algorithm {algorithm} is not id-ecPublicKey"
         )));
     }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
     if curve != Some(oid::PRIME256V1) {
         return Err(CertError::PublicKey(
             "curve parameter is not prime256v1".into(),
         ));
     }
-    let key = key.ok_or_else(|| CertError::PublicKey("BIT STRING has unused bits".into()))?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| CertError::PublicKey("BIT STRING has unused bits".into()))?;
     P256PublicKey::from_sec1(key).map_err(|e| CertError::PublicKey(e.to_string()))
 }
 
@@ -700,15 +705,9 @@ impl Certificate {
         let signature = ecdsa_der_to_raw(sig_bytes).map_err(CertError::SignatureValue)?;
 
         // Public key.
-        let spki = tbs.subject_public_key_info();
-        let public_key = p256_key(
-            spki.algorithm.oid,
-            spki.algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
-            spki.subject_public_key.as_bytes(),
-        )?;
+        let public_key = p256_key(&der::referenced::OwnedToRef::owned_to_ref(
+            tbs.subject_public_key_info(),
+        ))?;
 
         // Serial.
         let raw_serial = tbs.serial_number().as_bytes();
@@ -1026,14 +1025,7 @@ impl Certificate {
         let lay = layout(bytes).ok_or_else(|| CertError::Der("malformed TLV layout".into()))?;
         let spki = spki::SubjectPublicKeyInfoRef::from_der(&bytes[lay.spki])
             .map_err(|e| CertError::der("subjectPublicKeyInfo", e))?;
-        p256_key(
-            spki.algorithm.oid,
-            spki.algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok()),
-            spki.subject_public_key.as_bytes(),
-        )
+        p256_key(&spki)
     }
 
     /// Read a certificate file (PEM or DER).
