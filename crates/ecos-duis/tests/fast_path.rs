@@ -21,7 +21,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use ecos_duis::{DuisRequest, Limits, cos_request, read_signed};
+use ecos_duis::{DuisRequest, Limits, read_signed};
 use ecos_smki::{Certificate, P256PublicKey, TestPki, TestPkiSpec};
 use ecos_xmldsig::{
     DS_NS, SignedContent, Verified, VerifyOptions, flat, verify_then, verify_then_fast,
@@ -158,44 +158,7 @@ fn pki() -> &'static TestPki {
 /// text with references can be asked for).
 fn generated(mpxn: &str, execution: ecos_duis::Execution) -> (Vec<u8>, Signers) {
     let pki = pki();
-    let org = &pki.organisations()[1];
-    let r = ecos_duis::CosRequest {
-        schema_version: "5.4".to_string(),
-        header: ecos_duis::RequestHeader {
-            request_id: ecos_duis::RequestId::new(
-                org.spec.eui,
-                "00-DB-12-34-56-78-90-A0".parse().unwrap(),
-                7,
-            ),
-            first_in_sequence: None,
-            preceding_request_id: None,
-            command_variant: ecos_duis::CommandVariant::new(1).unwrap(),
-            service_reference: "6.23".to_string(),
-            service_reference_variant: "6.23".to_string(),
-        },
-        body: ecos_duis::UpdateSecurityCredentialsCoS {
-            execution,
-            supplier_floor_seq_number: 0,
-            supplier_prepayment_top_up_floor_seq_number: None,
-            replacement_certificates: ecos_duis::SupplierReplacementCertificates {
-                digital_signing: org.ds.cert.clone(),
-                key_agreement: Some(org.ka.cert.clone()),
-                key_agreement_top_up: None,
-            },
-            certification_path: vec![pki.issuing_ca().cert.clone()],
-            apply_time_based_cpv_checks: true,
-            import_mpxn: mpxn.to_string(),
-        },
-    };
-    let unsigned = cos_request(&r).unwrap();
-    let cert = &org.xml_sign.cert;
-    let signed = ecos_xmldsig::sign(
-        &unsigned,
-        &org.xml_sign.signer().unwrap(),
-        &cert.issuer_rfc2253(),
-        &cert.serial_decimal(),
-    )
-    .unwrap();
+    let (signed, cert) = common::signed_by_org_b(pki, &common::org_b_request(pki, execution, mpxn));
     let signers = vec![(
         cert.issuer_rfc2253(),
         cert.serial_decimal(),

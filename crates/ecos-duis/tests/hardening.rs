@@ -263,32 +263,12 @@ fn template() -> String {
         }
         let pki = ecos_smki::TestPki::generate(&ecos_smki::TestPkiSpec::demo()).unwrap();
         let org = &pki.organisations()[1];
-        let r = ecos_duis::CosRequest {
-            schema_version: "5.4".to_string(),
-            header: ecos_duis::RequestHeader {
-                request_id: "90-B3-D5-1F-30-03-00-00:00-DB-12-34-56-78-90-A0:1006"
-                    .parse()
-                    .unwrap(),
-                first_in_sequence: None,
-                preceding_request_id: None,
-                command_variant: ecos_duis::CommandVariant::new(1).unwrap(),
-                service_reference: "6.23".to_string(),
-                service_reference_variant: "6.23".to_string(),
-            },
-            body: ecos_duis::UpdateSecurityCredentialsCoS {
-                execution: ecos_duis::Execution::Immediate,
-                supplier_floor_seq_number: 0,
-                supplier_prepayment_top_up_floor_seq_number: Some(0),
-                replacement_certificates: ecos_duis::SupplierReplacementCertificates {
-                    digital_signing: org.ds.cert.clone(),
-                    key_agreement: Some(org.ka.cert.clone()),
-                    key_agreement_top_up: Some(org.pp_ka.cert.clone()),
-                },
-                certification_path: vec![pki.issuing_ca().cert.clone()],
-                apply_time_based_cpv_checks: true,
-                import_mpxn: "1312345678333".to_string(),
-            },
-        };
+        let mut r = common::org_b_request(&pki, ecos_duis::Execution::Immediate, "1312345678333");
+        r.header.request_id = "90-B3-D5-1F-30-03-00-00:00-DB-12-34-56-78-90-A0:1006"
+            .parse()
+            .unwrap();
+        r.body.supplier_prepayment_top_up_floor_seq_number = Some(0);
+        r.body.replacement_certificates.key_agreement_top_up = Some(org.pp_ka.cert.clone());
         let compact = String::from_utf8(ecos_duis::cos_request(&r).unwrap()).unwrap();
         compact.replace("><", ">\n<")
     })

@@ -4,7 +4,9 @@
 //! edges of the equivalence (text beside the signature, a missing body,
 //! CDATA, character references, PIs, the value-length and node caps).
 
-use ecos_duis::{Limits, cos_request, read_request, read_signed};
+mod common;
+
+use ecos_duis::{Limits, read_request, read_signed};
 use ecos_smki::{TestPki, TestPkiSpec};
 use ecos_xmldsig::c14n::{self, Options};
 
@@ -14,44 +16,8 @@ fn signed_request() -> String {
 
 fn signed_request_and_key() -> (String, ecos_smki::P256PublicKey) {
     let pki = TestPki::generate(&TestPkiSpec::demo()).expect("test PKI");
-    let org = &pki.organisations()[1];
-    let r = ecos_duis::CosRequest {
-        schema_version: "5.4".to_string(),
-        header: ecos_duis::RequestHeader {
-            request_id: ecos_duis::RequestId::new(
-                org.spec.eui,
-                "00-DB-12-34-56-78-90-A0".parse().unwrap(),
-                7,
-            ),
-            first_in_sequence: None,
-            preceding_request_id: None,
-            command_variant: ecos_duis::CommandVariant::new(1).unwrap(),
-            service_reference: "6.23".to_string(),
-            service_reference_variant: "6.23".to_string(),
-        },
-        body: ecos_duis::UpdateSecurityCredentialsCoS {
-            execution: ecos_duis::Execution::Immediate,
-            supplier_floor_seq_number: 0,
-            supplier_prepayment_top_up_floor_seq_number: None,
-            replacement_certificates: ecos_duis::SupplierReplacementCertificates {
-                digital_signing: org.ds.cert.clone(),
-                key_agreement: Some(org.ka.cert.clone()),
-                key_agreement_top_up: None,
-            },
-            certification_path: vec![pki.issuing_ca().cert.clone()],
-            apply_time_based_cpv_checks: true,
-            import_mpxn: "1312345678333".to_string(),
-        },
-    };
-    let unsigned = cos_request(&r).unwrap();
-    let cert = &org.xml_sign.cert;
-    let signed = ecos_xmldsig::sign(
-        &unsigned,
-        &org.xml_sign.signer().unwrap(),
-        &cert.issuer_rfc2253(),
-        &cert.serial_decimal(),
-    )
-    .unwrap();
+    let r = common::org_b_request(&pki, ecos_duis::Execution::Immediate, "1312345678333");
+    let (signed, cert) = common::signed_by_org_b(&pki, &r);
     (
         String::from_utf8(signed).unwrap(),
         cert.public_key().clone(),
