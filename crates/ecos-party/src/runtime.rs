@@ -407,8 +407,9 @@ impl Party {
         // From here the acceptance is durable: the requester must get its
         // answer even when a bookkeeping write below fails (a retry would be
         // refused as a reused RequestID). Such a failure leaves the request
-        // `accepted` (a device answer still completes it: the answer path
-        // takes either state); it is logged and counted.
+        // as committed (`dispatched` when sent at once, else `accepted`; a
+        // device answer completes either, and the time-out sweep answers a
+        // dispatched one the device never does); it is logged and counted.
         let mut send_error = None;
         if held_claim {
             // The cancelled request never reached the device: nothing to send,
