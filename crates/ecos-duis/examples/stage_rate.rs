@@ -10,7 +10,11 @@
 //! `read` (the 6.23 read from the verifier's tree); on the fast path
 //! (`ecos_xmldsig::flat`): `flat` (the tokenizer alone), `flat-c14n`
 //! (inclusive C14N over the table), `fast-verify` (the fast path's verify
-//! without the read), `flat-read` (the 6.23 read from the flat table).
+//! without the read), `flat-read` (the 6.23 read from the flat table);
+//! `verify_then` without the read: `verify` (the document as given) and
+//! `bad-verify` (the same document with one base64 character of its
+//! SignatureValue's r changed: in the profile, digest right, signer
+//! known, the signature does not verify).
 //! Prints the wall time per iteration; divide perf's task-clock by
 //! ITERATIONS for the CPU time.
 
@@ -74,6 +78,33 @@ fn run() -> Result<(), String> {
         .find(|n| n.namespace() == Some(DS_NS) && n.local_name() == "Signature")
         .ok_or("no ds:Signature in the flat table")?
         .id();
+    // The same document with a SignatureValue that does not verify: one
+    // base64 character of r changed (the value stays 64 bytes, in range).
+    let bad = {
+        let at = text
+            .find("<ds:SignatureValue>")
+            .ok_or("no <ds:SignatureValue>")?
+            + "<ds:SignatureValue>".len()
+            + 20;
+        let mut bad = doc.clone();
+        let c = bad.get_mut(at).ok_or("SignatureValue too short")?;
+        *c = if *c == b'A' { b'B' } else { b'A' };
+        bad
+    };
+    let verify_only = |d: &[u8]| {
+        verify_then(
+            d,
+            &opts,
+            |_, s| (s == serial).then(|| cert.public_key().clone()),
+            |_| (),
+        )
+    };
+    verify_only(&doc).map_err(|e| format!("verify: {e}"))?;
+    match verify_only(&bad) {
+        Err(ecos_xmldsig::DsigError::BadSignature) => {}
+        Err(e) => return Err(format!("bad-verify: expected BadSignature, got {e}")),
+        Ok(_) => return Err("bad-verify: the changed document verifies".into()),
+    }
     let read_verify = || {
         verify_then(
             &doc,
@@ -91,6 +122,12 @@ fn run() -> Result<(), String> {
     let mut f: Box<dyn FnMut()> = match stage.as_str() {
         "bare" => Box::new(|| {
             black_box(pk.verify(black_box(&si_bytes), black_box(&sv)).is_ok());
+        }),
+        "verify" => Box::new(|| {
+            black_box(verify_only(black_box(&doc)).is_ok());
+        }),
+        "bad-verify" => Box::new(|| {
+            black_box(verify_only(black_box(&bad)).is_err());
         }),
         "read-verify" => Box::new(|| {
             black_box(read_verify().is_ok());
