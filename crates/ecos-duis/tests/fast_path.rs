@@ -5,6 +5,11 @@
 //! - whenever the fast path gives a result, the general path gives the
 //!   identical one (same `Verified`, same read value), and `verify_then`
 //!   always gives the general path's;
+//! - whenever the fast path decides a signature does not verify, the
+//!   general path gives the same error (variant and message): every
+//!   document is checked a second time with the signers' keys replaced by
+//!   an unrelated key, which makes each one the fast path takes a
+//!   bad-signature document;
 //! - whenever the flat tokenizer accepts a document, roxmltree accepts it
 //!   and reads the same elements, namespaces, attributes and text, and the
 //!   two inclusive canonical forms are byte-identical;
@@ -30,6 +35,11 @@ use ecos_xmldsig::{
 
 type Outcome = Result<(Verified, Result<DuisRequest, String>), String>;
 
+/// An error as compared: variant (with its fields) and message.
+fn err(e: ecos_xmldsig::DsigError) -> String {
+    format!("{e:?}: {e}")
+}
+
 /// Signers known to the resolver: (issuer, serial, key).
 type Signers = Vec<(String, String, P256PublicKey)>;
 
@@ -37,31 +47,63 @@ fn read(c: SignedContent<'_, '_>) -> Result<DuisRequest, String> {
     read_signed(c.bytes, c.tree, &Limits::default()).map_err(|e| e.to_string())
 }
 
-/// Run the three entry points on `doc`; assert the invariant; return
-/// whether the fast path gave the result.
-fn check(doc: &[u8], signers: &Signers, opts: &VerifyOptions, what: &str) -> bool {
-    let resolve = |i: &str, s: &str| {
-        signers
-            .iter()
-            .find(|(ci, cs, _)| ci == i && cs == s)
-            .map(|(_, _, k)| k.clone())
-    };
-    let general: Outcome = verify_then_general(doc, opts, resolve, read).map_err(|e| e.to_string());
-    let combined: Outcome = verify_then(doc, opts, resolve, read).map_err(|e| e.to_string());
-    let show = || String::from_utf8_lossy(&doc[..doc.len().min(600)]).into_owned();
-    assert_eq!(combined, general, "{what}: verify_then differs\n{}", show());
-    match verify_then_fast(doc, opts, resolve, read) {
-        Some(fast) => {
+/// What the fast path did with a document in [`check`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Took {
+    /// It gave the result (the signers' keys).
+    result: bool,
+    /// It decided that the signature does not verify (the signers' keys or
+    /// the unrelated key).
+    bad_signature: bool,
+}
+
+/// A key that signed none of the documents.
+fn unrelated_key() -> P256PublicKey {
+    pki().organisations()[0].xml_sign.cert.public_key().clone()
+}
+
+/// Run the three entry points on `doc`, with the signers' keys and again
+/// with every key replaced by [`unrelated_key`]; assert the invariant;
+/// return what the fast path did.
+fn check(doc: &[u8], signers: &Signers, opts: &VerifyOptions, what: &str) -> Took {
+    let mut took = Took::default();
+    let wrong: Signers = signers
+        .iter()
+        .map(|(i, s, _)| (i.clone(), s.clone(), unrelated_key()))
+        .collect();
+    for (keys, right) in [(signers, true), (&wrong, false)] {
+        let with = if right {
+            "signers' keys"
+        } else {
+            "an unrelated key"
+        };
+        let resolve = |i: &str, s: &str| {
+            keys.iter()
+                .find(|(ci, cs, _)| ci == i && cs == s)
+                .map(|(_, _, k)| k.clone())
+        };
+        let general: Outcome = verify_then_general(doc, opts, resolve, read).map_err(err);
+        let combined: Outcome = verify_then(doc, opts, resolve, read).map_err(err);
+        let show = || String::from_utf8_lossy(&doc[..doc.len().min(600)]).into_owned();
+        assert_eq!(
+            combined,
+            general,
+            "{what} ({with}): verify_then differs\n{}",
+            show()
+        );
+        if let Some(fast) = verify_then_fast(doc, opts, resolve, read) {
+            let fast = fast.map_err(err);
+            took.result |= fast.is_ok() && right;
+            took.bad_signature |= fast.is_err();
             assert_eq!(
-                Ok(fast),
+                fast,
                 general,
-                "{what}: the fast path differs\n{}",
+                "{what} ({with}): the fast path differs\n{}",
                 show()
             );
-            true
         }
-        None => false,
     }
+    took
 }
 
 /// One line per node: depth, kind, namespace, local name, sorted attributes, text.
@@ -215,19 +257,31 @@ fn every_fixture_fast_equals_general_and_bench_fixtures_take_the_fast_path() {
     let signers = zaz1_signers(&fx);
     let compat = VerifyOptions::default().with_whitespace_compat(true);
     let mut fast = Vec::new();
+    let mut bad_fast = Vec::new();
     for (name, doc) in fixture_docs(&fx) {
         check_flat(&doc, &name);
         let took = check(&doc, &signers, &VerifyOptions::default(), &name);
         check(&doc, &signers, &compat, &name);
-        if took {
-            fast.push(name);
+        let bad = flip_signature(&String::from_utf8_lossy(&doc))
+            .map(|d| check(d.as_bytes(), &signers, &VerifyOptions::default(), &name))
+            .unwrap_or_default();
+        if took.result {
+            fast.push(name.clone());
+        }
+        if took.bad_signature && bad.bad_signature {
+            bad_fast.push(name);
         }
     }
     eprintln!("fast path taken for {fast:?}");
+    eprintln!("bad signatures decided by the fast path for {bad_fast:?}");
     for b in BENCH_FIXTURES {
         assert!(
             fast.iter().any(|n| n.ends_with(b)),
             "{b} does not take the fast path"
+        );
+        assert!(
+            bad_fast.iter().any(|n| n.ends_with(b)),
+            "{b} with a bad signature is not decided by the fast path"
         );
     }
 }
@@ -245,7 +299,18 @@ fn generated_documents_take_the_fast_path() {
         check_flat(&doc, mpxn);
         let took = check(&doc, &signers, &VerifyOptions::default(), mpxn);
         // Non-ASCII is outside the subset; everything else is in it.
-        assert_eq!(took, mpxn.is_ascii(), "{mpxn:?}");
+        assert_eq!(took.result, mpxn.is_ascii(), "{mpxn:?}");
+        assert_eq!(took.bad_signature, mpxn.is_ascii(), "{mpxn:?}");
+        // A flipped SignatureValue: in the subset, the fast path decides it.
+        let flipped = flip_signature(std::str::from_utf8(&doc).unwrap()).unwrap();
+        let bad = check(
+            flipped.as_bytes(),
+            &signers,
+            &VerifyOptions::default(),
+            mpxn,
+        );
+        assert!(!bad.result, "{mpxn:?}");
+        assert_eq!(bad.bad_signature, mpxn.is_ascii(), "{mpxn:?}");
     }
 }
 
@@ -256,7 +321,8 @@ fn reader_errors_on_the_fast_path_are_the_general_paths() {
     let (doc, signers) = generated("1312345678333", ecos_duis::Execution::Immediate);
     let opts = VerifyOptions::default();
     let (_, first) = verify_then_fast(&doc, &opts, |_, _| Some(signers[0].2.clone()), read)
-        .expect("the fast path");
+        .expect("the fast path")
+        .expect("verifies");
     assert!(first.is_ok());
     // Re-sign a document whose MPxN is 14 characters (the writer checks
     // nothing of the kind; the reader refuses it).
@@ -273,11 +339,26 @@ fn reader_errors_on_the_fast_path_are_the_general_paths() {
         &cert.serial_decimal(),
     )
     .unwrap();
-    assert!(check(&signed, &signers, &opts, "long MPxN"));
+    assert!(check(&signed, &signers, &opts, "long MPxN").result);
     let (_, second) = verify_then_fast(&signed, &opts, |_, _| Some(signers[0].2.clone()), read)
-        .expect("the fast path");
+        .expect("the fast path")
+        .expect("verifies");
     let err = second.expect_err("a 14-character MPxN is refused");
     assert!(err.contains("ImportMPxN"), "{err}");
+}
+
+/// `doc` with one character of its SignatureValue changed (in the middle
+/// of r: the value stays 64 bytes and, but for a 2^-32 chance, in range):
+/// the digest still matches, the signature does not verify. `None`
+/// without a `ds:SignatureValue` of that length.
+fn flip_signature(doc: &str) -> Option<String> {
+    let at = doc.find("<ds:SignatureValue>")? + "<ds:SignatureValue>".len() + 20;
+    // Inside the value: its end tag follows.
+    doc.get(at..)?
+        .find("</ds:SignatureValue>")
+        .filter(|&end| end > 0)?;
+    let c = if doc.as_bytes()[at] == b'A' { "B" } else { "A" };
+    Some(format!("{}{c}{}", &doc[..at], &doc[at + 1..]))
 }
 
 /// Changes that C14N does not see: the digest still matches, and the fast
@@ -452,6 +533,9 @@ fn attacks(doc: &str) -> Vec<(String, String)> {
         doc.replacen("<sr:Body>", "<sr:Body xmlns:p=\"\">", 1),
     );
     push("BOM", format!("\u{FEFF}{doc}"));
+    if let Some(d) = flip_signature(doc) {
+        push("SignatureValue changed", d);
+    }
     out
 }
 
@@ -547,18 +631,28 @@ fn mutate(doc: &[u8], rng: &mut Rng) -> Vec<u8> {
     m
 }
 
-fn sweep(name: &str, doc: &[u8], signers: &Signers, n: usize, seed: u64) -> (usize, usize) {
+/// What a sweep found: invisible changes whose result (and whose
+/// bad-signature error, with the unrelated key) the fast path gave, and
+/// mutants likewise.
+#[derive(Debug, Default)]
+struct Swept {
+    invisible: usize,
+    invisible_bad: usize,
+    mutants: usize,
+    mutants_bad: usize,
+}
+
+fn sweep(name: &str, doc: &[u8], signers: &Signers, n: usize, seed: u64) -> Swept {
     let text = String::from_utf8_lossy(doc).into_owned();
     let opts = VerifyOptions::default();
     let compat = VerifyOptions::default().with_whitespace_compat(true);
-    let mut taken = 0;
-    let mut invisible = 0;
+    let mut swept = Swept::default();
     for (what, d) in invisible_changes(&text) {
         let what = format!("{name}: {what}");
         check_flat(d.as_bytes(), &what);
-        if check(d.as_bytes(), signers, &opts, &what) {
-            invisible += 1;
-        }
+        let took = check(d.as_bytes(), signers, &opts, &what);
+        swept.invisible += usize::from(took.result);
+        swept.invisible_bad += usize::from(took.bad_signature);
     }
     for (what, d) in attacks(&text) {
         let what = format!("{name}: attack {what}");
@@ -571,24 +665,24 @@ fn sweep(name: &str, doc: &[u8], signers: &Signers, n: usize, seed: u64) -> (usi
         let m = mutate(doc, &mut rng);
         let what = format!("{name}: mutant {i}");
         check_flat(&m, &what);
-        if check(&m, signers, &opts, &what) {
-            taken += 1;
-        }
+        let took = check(&m, signers, &opts, &what);
+        swept.mutants += usize::from(took.result);
+        swept.mutants_bad += usize::from(took.bad_signature);
         if i % 8 == 0 {
             check(&m, signers, &compat, &what);
         }
     }
-    (invisible, taken)
+    swept
 }
 
 #[test]
 fn mutants_of_a_generated_document_fast_equals_general() {
     let (doc, signers) = generated("1312345678333", ecos_duis::Execution::Immediate);
-    let (invisible, taken) = sweep("generated", &doc, &signers, 3000, 0x9E37_79B9_7F4A_7C15);
-    eprintln!("generated: {invisible} invisible changes and {taken} mutants took the fast path");
+    let swept = sweep("generated", &doc, &signers, 3000, 0x9E37_79B9_7F4A_7C15);
+    eprintln!("generated: {swept:?} (taken by the fast path)");
     assert!(
-        invisible >= 8,
-        "only {invisible} invisible changes took the fast path"
+        swept.invisible >= 8 && swept.invisible_bad >= 8,
+        "too few invisible changes took the fast path: {swept:?}"
     );
 }
 
@@ -598,12 +692,11 @@ fn mutants_of_the_bench_fixtures_fast_equals_general() {
     let signers = zaz1_signers(&fx);
     for (k, name) in BENCH_FIXTURES.iter().enumerate() {
         let doc = std::fs::read(fx.join("duis-signed").join(name)).unwrap();
-        let (invisible, taken) =
-            sweep(name, &doc, &signers, 1500, 0x2545_F491_4F6C_DD1D + k as u64);
-        eprintln!("{name}: {invisible} invisible changes and {taken} mutants took the fast path");
+        let swept = sweep(name, &doc, &signers, 1500, 0x2545_F491_4F6C_DD1D + k as u64);
+        eprintln!("{name}: {swept:?} (taken by the fast path)");
         assert!(
-            invisible >= 8,
-            "{name}: only {invisible} invisible changes took the fast path"
+            swept.invisible >= 8 && swept.invisible_bad >= 8,
+            "{name}: too few invisible changes took the fast path: {swept:?}"
         );
     }
 }

@@ -332,10 +332,14 @@ pub enum SignedTree<'a, 'i> {
 /// A document in the DUIS subset of XML takes the fast path first (a flat
 /// table instead of the roxmltree tree, see [`flat`](crate::flat)); on any
 /// doubt (outside the subset, a profile deviation, a digest mismatch, an
-/// unknown signer, a bad signature) the general path runs and gives the
-/// precise error or result. The fast path never decides against a
-/// document, and what it accepts the general path accepts with the same
-/// [`Verified`]; `resolve` is called once either way.
+/// unknown signer) the general path runs and gives the precise error or
+/// result. Once the fast path has done everything the general path would
+/// (profile, digest, the signer's key resolved, SignedInfo whose exclusive
+/// C14N is the profile's template), the one ECDSA verify decides: its
+/// result, or [`DsigError::BadSignature`] exactly as the general path
+/// gives it, so a bad signature costs one verify, not two. What the fast
+/// path returns the general path returns identically; `resolve` is called
+/// once either way.
 pub fn verify_then<F, R, T>(
     doc: &[u8],
     opts: &VerifyOptions,
@@ -349,39 +353,30 @@ where
     let Some(fast) = crate::fast::prepare(doc, &opts.limits) else {
         return verify_then_general(doc, opts, resolve, read);
     };
-    let key = resolve(&fast.issuer, &fast.serial);
-    if key.as_ref().is_some_and(|k| {
-        k.verify(fast.signed_info.as_bytes(), &fast.signature_value)
-            .is_ok()
-    }) {
-        return Ok(fast_result(fast, read));
+    match resolve(&fast.issuer, &fast.serial) {
+        Some(key) => fast_decide(fast, &key, read),
+        // The general path names the unknown signer (it has been asked once).
+        None => verify_then_general(doc, opts, |_, _| None, read),
     }
-    // The general path gives the error (or, should the two paths ever
-    // disagree, its own result), with the key already resolved.
-    let (issuer, serial) = (fast.issuer, fast.serial);
-    verify_then_general(
-        doc,
-        opts,
-        move |i, s| {
-            if i == issuer && s == serial {
-                key
-            } else {
-                None
-            }
-        },
-        read,
-    )
 }
 
-fn fast_result<R, T>(fast: crate::fast::Fast<'_>, read: R) -> (Verified, T)
+/// The fast path's decision once the signer's key is resolved: the one
+/// ECDSA verify over the template SignedInfo, then the result, or the
+/// general path's error for a signature that does not verify.
+fn fast_decide<R, T>(
+    fast: crate::fast::Fast<'_>,
+    key: &P256PublicKey,
+    read: R,
+) -> Result<(Verified, T), DsigError>
 where
     R: FnOnce(SignedContent<'_, '_>) -> T,
 {
+    ecdsa_verify(key, fast.signed_info.as_bytes(), &fast.signature_value)?;
     let read = read(SignedContent {
         bytes: &fast.signed_xml,
         tree: Some(SignedTree::Flat(&fast.doc, fast.signature)),
     });
-    (
+    Ok((
         Verified {
             issuer: fast.issuer,
             serial: fast.serial,
@@ -389,27 +384,41 @@ where
             form: MatchedForm::Strict,
         },
         read,
-    )
+    ))
+}
+
+/// The ECDSA verify of SignedInfo, on either path, with the error the
+/// general path gives (a test build counts the calls, see the tests).
+fn ecdsa_verify(key: &P256PublicKey, signed_info: &[u8], value: &[u8]) -> Result<(), DsigError> {
+    #[cfg(test)]
+    tests::ECDSA_VERIFIES.with(|n| n.set(n.get() + 1));
+    key.verify(signed_info, value).map_err(|e| match e {
+        KeyError::SignatureLength(len) => DsigError::SignatureValueLength {
+            len,
+            looks_like_der: false,
+        },
+        _ => DsigError::BadSignature,
+    })
 }
 
 /// The fast path alone: `None` where [`verify_then`] would take the general
-/// path. For the differential tests and the fuzz target.
+/// path (outside the subset, any doubt, an unknown signer), otherwise what
+/// it returns (its result, or [`DsigError::BadSignature`]). For the
+/// differential tests and the fuzz target.
 #[doc(hidden)]
 pub fn verify_then_fast<F, R, T>(
     doc: &[u8],
     opts: &VerifyOptions,
     resolve: F,
     read: R,
-) -> Option<(Verified, T)>
+) -> Option<Result<(Verified, T), DsigError>>
 where
     F: FnOnce(&str, &str) -> Option<P256PublicKey>,
     R: FnOnce(SignedContent<'_, '_>) -> T,
 {
     let fast = crate::fast::prepare(doc, &opts.limits)?;
     let key = resolve(&fast.issuer, &fast.serial)?;
-    key.verify(fast.signed_info.as_bytes(), &fast.signature_value)
-        .ok()?;
-    Some(fast_result(fast, read))
+    Some(fast_decide(fast, &key, read))
 }
 
 /// The general path alone (the hardened roxmltree parse): the oracle of
@@ -456,14 +465,7 @@ where
         serial: parts.serial.clone(),
     })?;
     let signed_info = c14n::subtree_to_vec(parts.signed_info, si_opts);
-    key.verify(&signed_info, &parts.signature_value)
-        .map_err(|e| match e {
-            KeyError::SignatureLength(len) => DsigError::SignatureValueLength {
-                len,
-                looks_like_der: false,
-            },
-            _ => DsigError::BadSignature,
-        })?;
+    ecdsa_verify(&key, &signed_info, &parts.signature_value)?;
     let faithful = form == MatchedForm::Strict && !noted.has_comment;
     let read = read(SignedContent {
         bytes: &signed_xml,
@@ -966,4 +968,131 @@ pub fn sign_with(
     out.extend_from_slice(signature.as_bytes());
     out.extend_from_slice(&body[split..]);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use ecos_smki::SoftwareSigner;
+
+    thread_local! {
+        /// ECDSA verifies run by [`ecdsa_verify`] on this thread.
+        pub(super) static ECDSA_VERIFIES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// `f`'s value and the ECDSA verifies it ran.
+    fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let before = ECDSA_VERIFIES.with(Cell::get);
+        let out = f();
+        (out, ECDSA_VERIFIES.with(Cell::get) - before)
+    }
+
+    fn new_signer() -> SoftwareSigner {
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .expect("key generation");
+        SoftwareSigner::from_bytes(pkcs8.as_ref()).expect("signer")
+    }
+
+    const BODY: &str = "<sr:Request xmlns:sr=\"http://www.dccinterface.co.uk/ServiceUserGateway\" schemaVersion=\"5.4\"><sr:Header><sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1006</sr:RequestID></sr:Header><sr:Body><sr:ImportMPxN>1312345678333</sr:ImportMPxN></sr:Body></sr:Request>";
+
+    /// The signed document with one bit of its SignatureValue flipped (of
+    /// s, or of r where that would take s out of range).
+    fn flipped(doc: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(doc).unwrap();
+        let (head, rest) = text.split_once("<ds:SignatureValue>").unwrap();
+        let (value, tail) = rest.split_once("</ds:SignatureValue>").unwrap();
+        let mut v = STANDARD.decode(value).unwrap();
+        let i = if v[63] == 0x50 { 31 } else { 63 };
+        v[i] ^= 1;
+        format!(
+            "{head}<ds:SignatureValue>{}</ds:SignatureValue>{tail}",
+            STANDARD.encode(&v)
+        )
+        .into_bytes()
+    }
+
+    fn verify_once(doc: &[u8], opts: &VerifyOptions, key: Option<&P256PublicKey>) -> String {
+        let (r, n) = counted(|| verify_then(doc, opts, |_, _| key.cloned(), |_| ()));
+        assert_eq!(n, usize::from(key.is_some()), "ECDSA verifies");
+        match r {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:?}: {e}"),
+        }
+    }
+
+    /// A document in the DUIS subset whose signature does not verify (a
+    /// flipped bit, or another signer's key) costs one ECDSA verify, is
+    /// decided by the fast path, and gets the general path's error.
+    #[test]
+    fn a_bad_signature_costs_one_ecdsa_verify() {
+        let signer = new_signer();
+        let other = new_signer();
+        let doc = sign(BODY.as_bytes(), &signer, "CN=Z1,OU=07", "1").unwrap();
+        let key = signer.public_key();
+        for opts in [
+            VerifyOptions::default(),
+            VerifyOptions::default().with_whitespace_compat(true),
+        ] {
+            assert_eq!(verify_once(&doc, &opts, Some(key)), "ok");
+            let bad = flipped(&doc);
+            for (what, d, k) in [
+                ("flipped bit", &bad, key),
+                ("another signer's key", &doc, other.public_key()),
+            ] {
+                let resolve = |_: &str, _: &str| Some(k.clone());
+                let combined = verify_once(d, &opts, Some(k));
+                assert!(combined.starts_with("BadSignature"), "{what}: {combined}");
+                let (fast, n) = counted(|| verify_then_fast(d, &opts, resolve, |_| ()));
+                assert_eq!(n, 1, "{what}");
+                let fast = fast.expect("the fast path decides").unwrap_err();
+                let (general, n) = counted(|| verify_then_general(d, &opts, resolve, |_| ()));
+                assert_eq!(n, 1, "{what}");
+                let general = general.unwrap_err();
+                assert_eq!(
+                    format!("{fast:?}: {fast}"),
+                    format!("{general:?}: {general}")
+                );
+                assert_eq!(combined, format!("{general:?}: {general}"), "{what}");
+            }
+        }
+    }
+
+    /// Where the fast path is in doubt it still falls back, and the general
+    /// path still runs the only verify (or none).
+    #[test]
+    fn doubts_fall_back_with_at_most_one_ecdsa_verify() {
+        let signer = new_signer();
+        let key = signer.public_key();
+        let doc = sign(BODY.as_bytes(), &signer, "CN=Z1,OU=07", "1").unwrap();
+        let opts = VerifyOptions::default();
+        let text = String::from_utf8(flipped(&doc)).unwrap();
+        // A comment is outside the subset (and invisible to C14N): the
+        // general path verifies, once.
+        let commented = text.replacen("<sr:Body>", "<sr:Body><!-- c -->", 1);
+        assert!(
+            verify_then_fast(
+                commented.as_bytes(),
+                &opts,
+                |_, _| Some(key.clone()),
+                |_| ()
+            )
+            .is_none()
+        );
+        let r = verify_once(commented.as_bytes(), &opts, Some(key));
+        assert!(r.starts_with("BadSignature"), "{r}");
+        // Unknown signer: no verify at all, the general path names it.
+        let r = verify_once(text.as_bytes(), &opts, None);
+        assert!(r.starts_with("UnknownSigner"), "{r}");
+        // Digest mismatch: decided before any key is used.
+        let changed = text.replacen("1312345678333", "1312345678334", 1);
+        let (r, n) =
+            counted(|| verify_then(changed.as_bytes(), &opts, |_, _| Some(key.clone()), |_| ()));
+        assert!(matches!(r, Err(DsigError::DigestMismatch)), "{r:?}");
+        assert_eq!(n, 0);
+    }
 }

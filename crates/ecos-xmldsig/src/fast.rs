@@ -2,14 +2,16 @@
 //! located, profile-checked, digested and its SignedInfo canonicalised over
 //! a [`flat::Document`] instead of a roxmltree tree.
 //!
-//! It never decides against a document: [`prepare`] answers `None` on any
+//! [`prepare`] never decides against a document: it answers `None` on any
 //! doubt (outside the subset, not exactly one `ds:Signature` as the last
 //! child of the root, any deviation from the profile, a SignedInfo not in
-//! the compact `ds:`-prefixed form, a digest mismatch), and
-//! `verify_then` then runs the roxmltree path, which gives the precise
-//! error or result. What it accepts, the roxmltree path accepts with the
-//! same [`Verified`](crate::Verified) fields (held by `tests/fast_path.rs`
-//! and the `fast_vs_slow` fuzz target).
+//! the compact `ds:`-prefixed form, a digest mismatch), and `verify_then`
+//! then runs the roxmltree path, which gives the precise error or result.
+//! What it prepares, the roxmltree path would take to the ECDSA verify with
+//! the same signer and the same SignedInfo octets, so the verify alone
+//! decides there: what the fast path then returns (the result, or
+//! `BadSignature`) the roxmltree path returns identically (held by
+//! `tests/fast_path.rs` and the `fast_vs_slow` fuzz target).
 
 use crate::dsig::{
     ALG_ECDSA_SHA256, ALG_ENVELOPED, ALG_EXC_C14N, ALG_SHA256, DS_NS, b64, scalar_in_range, sha256,

@@ -1,14 +1,19 @@
 //! The fast path of `verify_then` (flat table of the DUIS subset) against
 //! the general roxmltree path, its oracle: whatever the fast path returns,
-//! the general path returns identically (same `Verified`, same read value),
-//! and `verify_then` always returns the general path's result. Where the
+//! the general path returns identically (same `Verified`, same read value;
+//! for a signature that does not verify, the same error, variant and
+//! message), and `verify_then` always returns the general path's result.
+//! Where the
 //! flat tokenizer accepts the input, roxmltree reads the same tree and the
 //! two inclusive canonical forms are byte-identical.
 //!
 //! Each input is also tried with its DigestValue and SignatureValue made
 //! right (digest of the general path's canonical form, SignedInfo signed by
 //! a key fixed for the run), so that mutants get past the digest and the
-//! signature to the reader on both paths.
+//! signature to the reader on both paths. Each input (and its re-signed
+//! form) is verified a second time with another key fixed for the run, so
+//! that everything the fast path takes becomes a bad-signature document
+//! whose error it decides and must give exactly as the general path does.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -24,29 +29,43 @@ use ecos_xmldsig::{
 };
 use libfuzzer_sys::fuzz_target;
 
+fn new_signer() -> SoftwareSigner {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .expect("key");
+    SoftwareSigner::from_bytes(pkcs8.as_ref()).expect("signer")
+}
+
+/// The run's signing key.
 fn signer() -> &'static SoftwareSigner {
     static S: OnceLock<SoftwareSigner> = OnceLock::new();
-    S.get_or_init(|| {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            &rng,
-        )
-        .expect("key");
-        SoftwareSigner::from_bytes(pkcs8.as_ref()).expect("signer")
-    })
+    S.get_or_init(new_signer)
+}
+
+/// A key that signed nothing: every signature is bad under it.
+fn other_key() -> &'static P256PublicKey {
+    static K: OnceLock<P256PublicKey> = OnceLock::new();
+    K.get_or_init(|| new_signer().public_key().clone())
 }
 
 fn read(c: SignedContent<'_, '_>) -> Result<ecos_duis::DuisRequest, String> {
     ecos_duis::read_signed(c.bytes, c.tree, &ecos_duis::Limits::default()).map_err(|e| e.to_string())
 }
 
+/// An error as compared: variant (with its fields) and message.
+fn err(e: ecos_xmldsig::DsigError) -> String {
+    format!("{e:?}: {e}")
+}
+
 fn same(doc: &[u8], key: &P256PublicKey, opts: &VerifyOptions) {
-    let general = verify_then_general(doc, opts, |_, _| Some(key.clone()), read).map_err(|e| e.to_string());
-    let combined = verify_then(doc, opts, |_, _| Some(key.clone()), read).map_err(|e| e.to_string());
+    let general = verify_then_general(doc, opts, |_, _| Some(key.clone()), read).map_err(err);
+    let combined = verify_then(doc, opts, |_, _| Some(key.clone()), read).map_err(err);
     assert_eq!(combined, general);
     if let Some(fast) = verify_then_fast(doc, opts, |_, _| Some(key.clone()), read) {
-        assert_eq!(Ok(fast), general);
+        assert_eq!(fast.map_err(err), general);
     }
 }
 
@@ -123,9 +142,11 @@ fuzz_target!(|data: &[u8]| {
     let opts = VerifyOptions::default();
     flat_vs_roxmltree(data);
     same(data, &key, &opts);
+    same(data, other_key(), &opts);
     if let Some(fixed) = re_sign(data) {
         flat_vs_roxmltree(&fixed);
         same(&fixed, &key, &opts);
         same(&fixed, &key, &VerifyOptions::default().with_whitespace_compat(true));
+        same(&fixed, other_key(), &opts);
     }
 });
