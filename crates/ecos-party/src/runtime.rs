@@ -347,15 +347,19 @@ impl Party {
         // write (claimed for sending, as the hold's sweep claims), so there
         // is no second write after the send, and a crash between the commit
         // and the send leaves a request the time-out sweep answers rather
-        // than one left accepted with nothing to send it.
+        // than one left accepted with nothing to send it. `send_now` is the
+        // transport it is sent with: decided here once, for the state
+        // stored and for the send below.
         let cv = acc.request.header.command_variant.get();
         let held_fd = match acc.request.body.execution {
             Execution::FutureDated(t) if self.config.fd_dispatch_lead_secs.is_some() => Some(t),
             _ => None,
         };
-        let send_now =
-            matches!(cv, 1 | 3) && !held_claim && held_fd.is_none() && self.transport.is_some();
-        if send_now {
+        let send_now = self
+            .transport
+            .as_ref()
+            .filter(|_| matches!(cv, 1 | 3) && !held_claim && held_fd.is_none());
+        if send_now.is_some() {
             record.state = RequestState::Dispatched;
         }
         let committed = state::commit_acceptance(
@@ -440,27 +444,25 @@ impl Party {
                     Err(e) => bookkeeping_failed(&record.request_id, "dispatched", &e),
                 }
             }
-        } else if matches!(cv, 1 | 3) {
-            match &self.transport {
-                // Stored as dispatched already (`send_now`).
-                Some(t) => match t.send(rid.target, command.bytes.clone()).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        if let Err(err) = state::set_request_state(
-                            &self.store,
-                            &record.request_id,
-                            RequestState::Failed,
-                            at,
-                        )
-                        .await
-                        {
-                            bookkeeping_failed(&record.request_id, "failed", &err);
-                        }
-                        send_error = Some(e);
-                    }
-                },
-                None => send_error = Some("no device transport configured".into()),
+        } else if let Some(t) = send_now {
+            // Stored as dispatched already.
+            if let Err(e) = t.send(rid.target, command.bytes.clone()).await {
+                if let Err(err) = state::set_request_state(
+                    &self.store,
+                    &record.request_id,
+                    RequestState::Failed,
+                    at,
+                )
+                .await
+                {
+                    bookkeeping_failed(&record.request_id, "failed", &err);
+                }
+                send_error = Some(e);
             }
+        } else if matches!(cv, 1 | 3) {
+            // Neither held nor the cancellation of a held request: not sent
+            // at once only for want of a transport.
+            send_error = Some("no device transport configured".into());
         }
         let xml = match cv {
             2 | 3 => local_command_response(&acc.request.header, &command.bytes, at)?,
