@@ -88,7 +88,7 @@
 //! | `status` | `pre-notified`, `installed-not-commissioned`, `commissioned`, `suspended`, `decommissioned`, `withdrawn` |
 //! | `mpxn` | the associated meter point (must match the fuel of an ESME/GSME) |
 //! | `cos_credential` | `transitional` or `enduring`: the holder of the role-5 trust anchor cell |
-//! | `ka_cert`, `ds_cert` | key-agreement / digital-signing certificate, DER in standard base64 |
+//! | `ka_cert`, `ds_cert` | key-agreement / digital-signing certificate, DER in standard base64; its layout is walked to the subjectPublicKeyInfo, which must hold a P-256 key (the rest is not decoded here) |
 //! | `comms_hub_eui` | EUI-64 of the communications hub |
 //! | `csp_region` | free text (`north`, `central`, `south`) |
 //! | `firmware_version` | free text |

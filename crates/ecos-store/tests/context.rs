@@ -233,9 +233,10 @@ async fn check_context_equals_single_reads(s: Store) {
     )
     .await
     .unwrap();
+    let (ka, ds) = common::device_certs_b64();
     s.import_inventory(
-        b"device_eui,device_type,status,mpxn,cos_credential,ka_cert,ds_cert,comms_hub_eui,csp_region,firmware_version,last_contact\n\
-          00-DB-12-34-56-78-90-A0,ESME,commissioned,1312345678907,transitional,MAMCAQU=,MAMCAQU=,,north,1.2.0,2024-05-01T10:00:00Z\n",
+        format!("device_eui,device_type,status,mpxn,cos_credential,ka_cert,ds_cert,comms_hub_eui,csp_region,firmware_version,last_contact\n\
+          00-DB-12-34-56-78-90-A0,ESME,commissioned,1312345678907,transitional,{ka},{ds},,north,1.2.0,2024-05-01T10:00:00Z\n").as_bytes(),
         &ImportOptions::new("inv", ImportMode::Refresh),
         &mut |_| {},
     )

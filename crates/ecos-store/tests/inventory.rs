@@ -34,12 +34,31 @@ fn line_of(e: StoreError) -> (u64, String) {
 
 const HEADER: &str = "device_eui,device_type,status,mpxn,cos_credential,ka_cert,ds_cert,comms_hub_eui,csp_region,firmware_version,last_contact\n";
 
+fn b64(der: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// `der` with the last byte of its public key's y changed: the point is
+/// then (all but certainly) not on the curve.
+fn off_curve(der: &[u8]) -> Vec<u8> {
+    let key = ecos_smki::Certificate::public_key_of(der).unwrap();
+    let point = key.as_bytes();
+    let at = der
+        .windows(point.len())
+        .position(|w| w == point)
+        .expect("the key in the DER");
+    let mut out = der.to_vec();
+    out[at + point.len() - 1] ^= 1;
+    assert!(ecos_smki::Certificate::public_key_of(&out).is_err());
+    out
+}
+
 async fn inventory_refresh_and_update(s: Store) {
-    // A real DER blob: any SEQUENCE will do for storage; use a minimal one.
-    let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    // A device's certificates, minted by the test PKI.
+    let (ka_der, ds_der) = common::device_certs();
+    let (ka, ds) = common::device_certs_b64();
     let text = format!(
-        "{HEADER}00-DB-12-34-56-78-90-A0,ESME,commissioned,1312345678907,transitional,{b64},{b64},00-DB-12-34-56-78-90-A1,north,1.2.0,2024-05-01T10:00:00Z\n\
+        "{HEADER}00-DB-12-34-56-78-90-A0,ESME,commissioned,1312345678907,transitional,{ka},{ds},00-DB-12-34-56-78-90-A1,north,1.2.0,2024-05-01T10:00:00Z\n\
          00DB1234567890A1,chf,commissioned,,,,,,north,3.0,\n\
          00DB1234567890A2,gsme,installed-not-commissioned,3938424403,enduring,,,00DB1234567890A1,north,,\n"
     );
@@ -55,8 +74,8 @@ async fn inventory_refresh_and_update(s: Store) {
     assert_eq!(d.status, DeviceStatus::Commissioned);
     assert_eq!(d.mpxn.as_ref().map(|m| m.as_str()), Some("1312345678907"));
     assert_eq!(d.cos_credential, Some(CosCredential::Transitional));
-    assert_eq!(d.ka_cert.as_deref(), Some(der.as_slice()));
-    assert_eq!(d.ds_cert.as_deref(), Some(der.as_slice()));
+    assert_eq!(d.ka_cert.as_deref(), Some(ka_der.as_slice()));
+    assert_eq!(d.ds_cert.as_deref(), Some(ds_der.as_slice()));
     assert_eq!(d.comms_hub, Some(eui("00DB1234567890A1")));
     assert_eq!(d.csp_region.as_deref(), Some("north"));
     assert_eq!(d.firmware_version.as_deref(), Some("1.2.0"));
@@ -127,6 +146,34 @@ async fn inventory_refresh_and_update(s: Store) {
                 "{HEADER}00DB1234567890A2,gsme,commissioned,,,,,,,,\n00DB1234567890A3,esme,commissioned,,,!!,,,,,\n"
             ),
             "base64",
+        ),
+        // A SEQUENCE that is no certificate, in either column.
+        (
+            format!(
+                "{HEADER}00DB1234567890A2,gsme,commissioned,,,,,,,,\n00DB1234567890A3,esme,commissioned,,,MAMCAQU=,{ds},,,,\n"
+            ),
+            "ka_cert: \"MAMCAQU=\" is not a DER certificate with a P-256 key (DER: malformed TLV layout)",
+        ),
+        (
+            format!(
+                "{HEADER}00DB1234567890A2,gsme,commissioned,,,,,,,,\n00DB1234567890A3,esme,commissioned,,,{ka},MAMCAQU=,,,,\n"
+            ),
+            "ds_cert: \"MAMCAQU=\" is not a DER certificate with a P-256 key",
+        ),
+        // A certificate cut short, and one whose key is not on the curve.
+        (
+            format!(
+                "{HEADER}00DB1234567890A2,gsme,commissioned,,,,,,,,\n00DB1234567890A3,esme,commissioned,,,{},,,,,\n",
+                b64(&ka_der[..ka_der.len() - 1])
+            ),
+            "malformed TLV layout",
+        ),
+        (
+            format!(
+                "{HEADER}00DB1234567890A2,gsme,commissioned,,,,,,,,\n00DB1234567890A3,esme,commissioned,,,{},,,,,\n",
+                b64(&off_curve(ka_der))
+            ),
+            "not on the curve",
         ),
         (
             format!(

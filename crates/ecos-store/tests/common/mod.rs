@@ -98,3 +98,24 @@ pub fn d(s: &str) -> jiff::civil::Date {
 pub fn m(s: &str) -> ecos_store::Mpxn {
     ecos_store::Mpxn::parse_unchecked(s).expect("mpxn")
 }
+
+/// The DER key-agreement and digital-signing certificates of a device
+/// minted by the test PKI (the inventory import reads their keys).
+pub fn device_certs() -> &'static (Vec<u8>, Vec<u8>) {
+    static CERTS: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    CERTS.get_or_init(|| {
+        let pki = ecos_smki::TestPki::generate(&ecos_smki::TestPkiSpec::demo()).expect("test PKI");
+        let d = pki
+            .mint_device(ecos_smki::Eui64::from_u64(0x00DB_1234_5678_90A0))
+            .expect("device");
+        (d.ka.cert.der().to_vec(), d.ds.cert.der().to_vec())
+    })
+}
+
+/// [`device_certs`] in standard base64, as the inventory format has them.
+pub fn device_certs_b64() -> (String, String) {
+    use base64::Engine as _;
+    let (ka, ds) = device_certs();
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    (b64(ka), b64(ds))
+}
