@@ -46,6 +46,11 @@ use ecos_store::{
 };
 use jiff::Timestamp;
 
+/// The allocator of the `ecos` binary, so that the figures are the
+/// service's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn at() -> Timestamp {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }

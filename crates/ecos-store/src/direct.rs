@@ -98,7 +98,9 @@ impl SqliteDirect {
         };
         let out = f(&conn);
         let mut idle = self.idle.lock().map_err(|_| poisoned())?;
-        if idle.len() < MAX_IDLE {
+        // A connection left inside a transaction (a reader that did not end
+        // its own) is dropped, not handed to the next reader.
+        if idle.len() < MAX_IDLE && conn.is_autocommit() {
             idle.push(conn);
         }
         Ok(out?)
