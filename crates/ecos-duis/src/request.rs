@@ -7,7 +7,7 @@ use crate::enums;
 use crate::error::{DuisError, ValueError, clip};
 use crate::ids::RequestId;
 use crate::values;
-use crate::xml::{self, El, Limits, NS_DS, NS_SR, NS_XSI, Seq, XNode};
+use crate::xml::{self, El, Limits, NS_DS, NS_SR, NS_XSI, Seq, XAttr, XNode};
 use ecos_xmldsig::SignedTree;
 
 /// The largest floor sequence number (`sr:floorSequenceNumber`, 2^63-1).
@@ -326,17 +326,26 @@ fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
         });
     }
     let mut version = None;
+    // The unexpected attribute named is the first in canonical order, not
+    // document order: the same over a signed document's tree as over its
+    // canonical bytes.
+    let mut unexpected: Option<XAttr<'_>> = None;
     for a in root.node.attributes() {
         match (a.namespace, a.name) {
             (None, "schemaVersion") => version = Some(a.value),
             (Some(NS_XSI), "schemaLocation") => {}
             _ => {
-                return Err(DuisError::UnexpectedAttribute {
-                    path: root.path(),
-                    name: a.expanded(),
-                });
+                if unexpected.is_none_or(|u| a.canonical_key() < u.canonical_key()) {
+                    unexpected = Some(a);
+                }
             }
         }
+    }
+    if let Some(a) = unexpected {
+        return Err(DuisError::UnexpectedAttribute {
+            path: root.path(),
+            name: a.expanded(),
+        });
     }
     let v = version.ok_or_else(|| DuisError::MissingAttribute {
         path: root.path(),

@@ -152,15 +152,18 @@ pub(crate) fn check_shape_excluding(
                         limit: limits.max_attributes,
                     });
                 }
-                for a in attrs {
-                    if a.value().len() > limits.max_value_len {
-                        return Err(DuisError::ValueTooLong {
-                            path: path_of(node),
-                            what: format!("attribute {}", a.name()),
-                            len: a.value().len(),
-                            limit: limits.max_value_len,
-                        });
-                    }
+                // the first too long in canonical order, not document
+                // order (see `XNode::first_attribute`)
+                if let Some(a) = attrs
+                    .filter(|a| a.value().len() > limits.max_value_len)
+                    .min_by_key(|a| (a.namespace(), a.name()))
+                {
+                    return Err(DuisError::ValueTooLong {
+                        path: path_of(node),
+                        what: format!("attribute {}", a.name()),
+                        len: a.value().len(),
+                        limit: limits.max_value_len,
+                    });
                 }
                 for c in node.children() {
                     stack.push((c, depth + 1));
@@ -269,7 +272,13 @@ pub struct XAttr<'a> {
     pub value: &'a str,
 }
 
-impl XAttr<'_> {
+impl<'a> XAttr<'a> {
+    /// Its place in canonical (C14N) order: namespace URI first (none
+    /// before any), then local name, both compared by code point.
+    pub fn canonical_key(&self) -> (Option<&'a str>, &'a str) {
+        (self.namespace, self.name)
+    }
+
     /// `{ns}local` or `local`.
     pub fn expanded(&self) -> String {
         match self.namespace {
@@ -343,19 +352,30 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
         }
     }
 
-    /// The first attribute, as `{ns}local` or `local`.
+    /// The attribute first in canonical order ([`XAttr::canonical_key`]),
+    /// as `{ns}local` or `local`. Canonical rather than document order, so
+    /// that an error names the same attribute whether the reader is given a
+    /// signed document's tree or its canonical bytes.
     pub fn first_attribute(&self) -> Option<String> {
-        match self {
-            XNode::Roxml(n) => n.attributes().next().map(|a| attr_name(&a)),
-            XNode::Flat(n) => n.attributes().next().map(|a| {
-                XAttr {
+        let first = match self {
+            XNode::Roxml(n) => n
+                .attributes()
+                .map(|a| XAttr {
+                    namespace: a.namespace(),
+                    name: a.name(),
+                    value: a.value(),
+                })
+                .min_by_key(XAttr::canonical_key),
+            XNode::Flat(n) => n
+                .attributes()
+                .map(|a| XAttr {
                     namespace: a.namespace,
                     name: a.local,
                     value: a.value,
-                }
-                .expanded()
-            }),
-        }
+                })
+                .min_by_key(XAttr::canonical_key),
+        };
+        first.map(|a| a.expanded())
     }
 
     /// The children, classified.

@@ -60,6 +60,7 @@ fn the_tree_reads_as_the_canonical_bytes() {
     let no_body = format!("{}{}", &doc[..body_start], &doc[body_end..]);
     let ws = " ".repeat(40_000);
     let many = "<sr:X/>".repeat(12_000);
+    let long = "v".repeat(70_000);
     let cases: Vec<(&str, String, bool)> = vec![
         ("no body: Body missing, not a Signature", no_body, false),
         (
@@ -102,6 +103,24 @@ fn the_tree_reads_as_the_canonical_bytes() {
         (
             "attribute on the root",
             doc.replacen("schemaVersion=", "foo=\"1\" schemaVersion=", 1),
+            false,
+        ),
+        (
+            "two unexpected attributes on the root, out of canonical order",
+            doc.replacen("schemaVersion=", "x=\"m\" i=\".\" schemaVersion=", 1),
+            false,
+        ),
+        (
+            "a namespaced, then a plain unexpected attribute on the body",
+            doc.replace("<sr:Body>", "<sr:Body xmlns:z=\"urn:z\" z:a=\"1\" b=\"2\">"),
+            false,
+        ),
+        (
+            "two attribute values over the value cap, out of canonical order",
+            doc.replace(
+                "<sr:Header>",
+                &format!("<sr:Header y=\"{long}\" b=\"{long}\">"),
+            ),
             false,
         ),
         (
@@ -148,4 +167,40 @@ fn a_comment_makes_the_verifier_offer_the_bytes_only() {
     let (offered, with_comment) = read(&split);
     assert!(!offered, "a comment: only the canonical bytes are offered");
     assert_eq!(plain, with_comment, "the comment does not split the value");
+}
+
+/// Fuzz finding (xmldsig `fast_vs_slow`, session 7; regression file
+/// `fuzz/xmldsig/regressions/fast_vs_slow/unexpected_attribute_named_in_document_order.xml`):
+/// with two unexpected attributes on an element, the reader named the first
+/// in document order, so over the verifier's tree it named another
+/// attribute than over the canonical bytes (attributes sorted), and the
+/// general path's error differed from the fast path's. The first in
+/// canonical order is named now, whichever way the document is given.
+#[test]
+fn unexpected_attribute_named_in_canonical_order() {
+    let doc = signed_request();
+    for (mutant, named) in [
+        (
+            doc.replacen("schemaVersion=", "x=\"m\" i=\".\" schemaVersion=", 1),
+            "i",
+        ),
+        (
+            doc.replace("<sr:Body>", "<sr:Body xmlns:z=\"urn:z\" z:a=\"1\" b=\"2\">"),
+            "b",
+        ),
+        (
+            doc.replace("<sr:Body>", "<sr:Body b=\"2\" xmlns:z=\"urn:z\" z:a=\"1\">"),
+            "b",
+        ),
+    ] {
+        let err = same(&mutant).expect_err("an unexpected attribute");
+        assert!(
+            err.ends_with(&format!("unexpected attribute {named}")),
+            "{err}"
+        );
+        let as_written = read_request(mutant.as_bytes(), &Limits::default())
+            .expect_err("an unexpected attribute")
+            .to_string();
+        assert_eq!(as_written, err, "the document as written names the same");
+    }
 }
