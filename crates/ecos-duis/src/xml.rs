@@ -357,25 +357,12 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
     /// that an error names the same attribute whether the reader is given a
     /// signed document's tree or its canonical bytes.
     pub fn first_attribute(&self) -> Option<String> {
-        let first = match self {
-            XNode::Roxml(n) => n
-                .attributes()
-                .map(|a| XAttr {
-                    namespace: a.namespace(),
-                    name: a.name(),
-                    value: a.value(),
-                })
-                .min_by_key(XAttr::canonical_key),
-            XNode::Flat(n) => n
-                .attributes()
-                .map(|a| XAttr {
-                    namespace: a.namespace,
-                    name: a.local,
-                    value: a.value,
-                })
-                .min_by_key(XAttr::canonical_key),
-        };
-        first.map(|a| a.expanded())
+        // The list allocates only when there are attributes (for the
+        // callers, an error on its way).
+        self.attributes()
+            .into_iter()
+            .min_by_key(XAttr::canonical_key)
+            .map(|a| a.expanded())
     }
 
     /// The children, classified.
