@@ -325,28 +325,25 @@ fn check_root(root: &El<'_, '_>) -> Result<String, DuisError> {
             expected: "{http://www.dccinterface.co.uk/ServiceUserGateway}Request",
         });
     }
-    let mut version = None;
+    let attrs = root.node.attributes();
+    let is_version = |a: &XAttr<'_>| a.namespace.is_none() && a.name == "schemaVersion";
+    let allowed = |a: &XAttr<'_>| {
+        is_version(a) || (a.namespace == Some(NS_XSI) && a.name == "schemaLocation")
+    };
     // The unexpected attribute named is the first in canonical order, not
     // document order: the same over a signed document's tree as over its
     // canonical bytes.
-    let mut unexpected: Option<XAttr<'_>> = None;
-    for a in root.node.attributes() {
-        match (a.namespace, a.name) {
-            (None, "schemaVersion") => version = Some(a.value),
-            (Some(NS_XSI), "schemaLocation") => {}
-            _ => {
-                if unexpected.is_none_or(|u| a.canonical_key() < u.canonical_key()) {
-                    unexpected = Some(a);
-                }
-            }
-        }
-    }
-    if let Some(a) = unexpected {
+    if let Some(a) = attrs
+        .iter()
+        .filter(|a| !allowed(a))
+        .min_by_key(|a| a.canonical_key())
+    {
         return Err(DuisError::UnexpectedAttribute {
             path: root.path(),
             name: a.expanded(),
         });
     }
+    let version = attrs.iter().find(|a| is_version(a)).map(|a| a.value);
     let v = version.ok_or_else(|| DuisError::MissingAttribute {
         path: root.path(),
         name: "schemaVersion",

@@ -156,7 +156,7 @@ pub(crate) fn check_shape_excluding(
                 // order (see `XNode::first_attribute`)
                 if let Some(a) = attrs
                     .filter(|a| a.value().len() > limits.max_value_len)
-                    .min_by_key(|a| (a.namespace(), a.name()))
+                    .min_by_key(|a| XAttr::from(a).canonical_key())
                 {
                     return Err(DuisError::ValueTooLong {
                         path: path_of(node),
@@ -272,6 +272,16 @@ pub struct XAttr<'a> {
     pub value: &'a str,
 }
 
+impl<'a> From<&roxmltree::Attribute<'a, '_>> for XAttr<'a> {
+    fn from(a: &roxmltree::Attribute<'a, '_>) -> Self {
+        XAttr {
+            namespace: a.namespace(),
+            name: a.name(),
+            value: a.value(),
+        }
+    }
+}
+
 impl<'a> XAttr<'a> {
     /// Its place in canonical (C14N) order: namespace URI first (none
     /// before any), then local name, both compared by code point.
@@ -333,14 +343,7 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
     /// The attributes, in document order.
     pub fn attributes(&self) -> Vec<XAttr<'a>> {
         match self {
-            XNode::Roxml(n) => n
-                .attributes()
-                .map(|a| XAttr {
-                    namespace: a.namespace(),
-                    name: a.name(),
-                    value: a.value(),
-                })
-                .collect(),
+            XNode::Roxml(n) => n.attributes().map(|a| XAttr::from(&a)).collect(),
             XNode::Flat(n) => n
                 .attributes()
                 .map(|a| XAttr {
