@@ -471,6 +471,78 @@ fn bench(c: &mut Criterion) {
             wall * 1e6 / n as f64,
             bound_wall * 1e6 / n as f64
         );
+        // With `ECOS_BENCH_PROFILE_PARTS=1`, then its parts, each in a loop
+        // of its own as long: what the whole costs beyond their sum is what
+        // they cost each other (evicted caches) in the same steady state.
+        if std::env::var("ECOS_BENCH_PROFILE_PARTS").is_ok_and(|v| v == "1") {
+            let us = |f: &mut dyn FnMut()| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    f();
+                }
+                start.elapsed().as_secs_f64() * 1e6 / n as f64
+            };
+            let checked = us(&mut || {
+                black_box(rt.block_on(party.check(&body, at())).unwrap());
+            });
+            let secret = us(&mut || {
+                black_box(
+                    MacSecrets::new(1)
+                        .secret(keys.acb.as_ref(), accepted.device.ka_cert.as_deref())
+                        .unwrap(),
+                );
+            });
+            let built = us(&mut build);
+            let xml = us(&mut || verify_and_read());
+            let whole = us(&mut || to_command());
+            let sum = checked + secret + built;
+            println!(
+                "parts x{n}: checks {checked:.1} (of which XML verify + read {xml:.1}) + MAC \
+                 secret {secret:.1} + build {built:.1} = {sum:.1} wall µs/req; the whole again \
+                 {whole:.1}: {:+.1} µs ({:+.0}%) together",
+                whole - sum,
+                100.0 * (whole / sum - 1.0)
+            );
+            // The same three, one after the other as the whole runs them,
+            // each timed: which of them runs slower among the others.
+            let mut inside = [0.0f64; 3];
+            for i in 0..n {
+                let t0 = Instant::now();
+                let acc = rt.block_on(party.check(&body, at())).unwrap();
+                let t1 = Instant::now();
+                let secrets = MacSecrets::new(1);
+                black_box(
+                    secrets
+                        .secret(keys.acb.as_ref(), acc.device.ka_cert.as_deref())
+                        .unwrap(),
+                );
+                let t2 = Instant::now();
+                black_box(
+                    ecos_party::command::build_supplier_by_trans_cos_cached(
+                        &acc,
+                        &keys,
+                        &secrets,
+                        &checks,
+                        (1 << 58) + i,
+                    )
+                    .unwrap(),
+                );
+                let t3 = Instant::now();
+                for (k, d) in [t1 - t0, t2 - t1, t3 - t2].into_iter().enumerate() {
+                    inside[k] += d.as_secs_f64() * 1e6 / n as f64;
+                }
+            }
+            println!(
+                "the same parts timed inside the whole: checks {:.1} ({:+.1}), MAC secret {:.1} \
+                 ({:+.1}), build {:.1} ({:+.1})",
+                inside[0],
+                inside[0] - checked,
+                inside[1],
+                inside[1] - secret,
+                inside[2],
+                inside[2] - built
+            );
+        }
         return;
     }
 
