@@ -282,6 +282,16 @@ impl<'a> From<&roxmltree::Attribute<'a, '_>> for XAttr<'a> {
     }
 }
 
+impl<'a> From<ecos_xmldsig::flat::Attribute<'a>> for XAttr<'a> {
+    fn from(a: ecos_xmldsig::flat::Attribute<'a>) -> Self {
+        XAttr {
+            namespace: a.namespace,
+            name: a.local,
+            value: a.value,
+        }
+    }
+}
+
 impl<'a> XAttr<'a> {
     /// Its place in canonical (C14N) order: namespace URI first (none
     /// before any), then local name, both compared by code point.
@@ -344,14 +354,7 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
     pub fn attributes(&self) -> Vec<XAttr<'a>> {
         match self {
             XNode::Roxml(n) => n.attributes().map(|a| XAttr::from(&a)).collect(),
-            XNode::Flat(n) => n
-                .attributes()
-                .map(|a| XAttr {
-                    namespace: a.namespace,
-                    name: a.local,
-                    value: a.value,
-                })
-                .collect(),
+            XNode::Flat(n) => n.attributes().map(XAttr::from).collect(),
         }
     }
 
@@ -554,14 +557,6 @@ impl<'a, 'i: 'a> El<'a, 'i> {
             }
         }
         Ok(text.unwrap_or(""))
-    }
-}
-
-/// `prefix-less {ns}local` for an attribute.
-pub fn attr_name(a: &roxmltree::Attribute<'_, '_>) -> String {
-    match a.namespace() {
-        Some(ns) => format!("{{{ns}}}{}", a.name()),
-        None => a.name().to_string(),
     }
 }
 
