@@ -100,12 +100,7 @@ impl Store {
     ) -> Result<RequestContext> {
         let (org, dev) = (originator.to_compact(), device.to_compact());
         let raw: Raw = if let Some(direct) = self.open_direct() {
-            direct.read(|c| {
-                let tx = c.unchecked_transaction()?;
-                let raw = read_raw(&tx, request_id, &org, &dev)?;
-                tx.commit()?;
-                Ok(raw)
-            })?
+            direct.read(|c| crate::direct::snapshot(c, |c| read_raw(c, request_id, &org, &dev)))?
         } else {
             crate::store::on_pool!(self, |p| {
                 let state: Option<String> = sqlx::query_scalar(SQL_STATE)
@@ -155,24 +150,24 @@ impl Store {
         };
         let (org, dev) = (originator.to_compact(), device.to_compact());
         let (user, device_row, regs, raw) = direct.read(|c| {
-            let tx = c.unchecked_transaction()?;
-            let user: Option<ServiceUserTuple> = tx
-                .prepare_cached(crate::store::SQL_SERVICE_USER)?
-                .query_row([&org], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()?;
-            let device_row = tx
-                .prepare_cached(SQL_DEVICE)?
-                .query_row([&dev], crate::store::dev_row)
-                .optional()?;
-            let regs = match mpxn {
-                Some(m) => crate::direct::history(&tx, m.as_str())?,
-                None => Vec::new(),
-            };
-            let raw = read_raw(&tx, request_id, &org, &dev)?;
-            tx.commit()?;
-            Ok((user, device_row, regs, raw))
+            crate::direct::snapshot(c, |tx| {
+                let user: Option<ServiceUserTuple> = tx
+                    .prepare_cached(crate::store::SQL_SERVICE_USER)?
+                    .query_row([&org], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()?;
+                let device_row = tx
+                    .prepare_cached(SQL_DEVICE)?
+                    .query_row([&dev], crate::store::dev_row)
+                    .optional()?;
+                let regs = match mpxn {
+                    Some(m) => crate::direct::history(tx, m.as_str())?,
+                    None => Vec::new(),
+                };
+                let raw = read_raw(tx, request_id, &org, &dev)?;
+                Ok((user, device_row, regs, raw))
+            })
         })?;
         Ok(CheckContext {
             service_user: user
@@ -213,9 +208,9 @@ impl Store {
 const SQL_DEVICE: &str = "SELECT eui, device_type, status, mpxn, cos_credential, ka_cert, \
      ds_cert, comms_hub_eui, csp_region, firmware_version, last_contact FROM devices WHERE eui = $1";
 
-/// The four request-context reads, in `tx`.
+/// The four request-context reads, in `tx`'s read transaction.
 fn read_raw(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     request_id: &str,
     org: &str,
     dev: &str,
@@ -386,6 +381,31 @@ mod tests {
                 crate::store::DEV_COLS
             )
         );
+    }
+
+    /// The checks ask for the device's pending request on every 6.23: one
+    /// seek in the partial index of schema 0010, without a table for the
+    /// IN list or a sort.
+    #[tokio::test]
+    async fn pending_query_is_one_seek_in_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = crate::StoreLocation::sqlite_in_dir(dir.path());
+        let store = crate::Store::open(&loc, crate::StoreConfig::default())
+            .await
+            .unwrap();
+        let c = rusqlite::Connection::open(dir.path().join("ecos.db")).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::SQL_PENDING))
+            .unwrap()
+            .query_map(["0000000000000001"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            plan,
+            ["SEARCH requests USING INDEX requests_device_pending (device_eui=?)"]
+        );
+        store.close().await;
     }
 
     #[test]

@@ -116,6 +116,31 @@ impl SqliteDirect {
     }
 }
 
+/// Run `f` in one read transaction on `c` (one snapshot of the database).
+///
+/// `BEGIN` and `COMMIT` are cached statements: rusqlite's `Transaction`
+/// prepares both afresh on every use, which cost a point read (the parser
+/// and code generator, about 1.5 µs) twice per snapshot. On an error the
+/// transaction is rolled back; a connection left inside one (a failed
+/// `COMMIT`) is not handed out again by [`SqliteDirect::read`].
+pub(crate) fn snapshot<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    match f(c) {
+        Ok(v) => {
+            c.prepare_cached("COMMIT")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            // The error that ended the read is the one to report.
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 fn poisoned() -> StoreError {
     StoreError::Sqlite("a thread panicked holding the read connection pool".into())
 }
