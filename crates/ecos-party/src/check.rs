@@ -367,7 +367,7 @@ pub fn check_requester(
     if !user
         .roles
         .iter()
-        .any(|r| matches!(r.to_ascii_uppercase().as_str(), "IS" | "GS"))
+        .any(|r| r.eq_ignore_ascii_case("IS") || r.eq_ignore_ascii_case("GS"))
     {
         return Err(Reason::NotASupplier {
             originator: originator.to_string(),
@@ -390,11 +390,18 @@ pub fn check_device(device: &Device, config: &PartyConfig) -> Result<Fuel, Reaso
             });
         }
     };
-    let status = device.status.as_str().replace('-', "_");
+    // Statuses compare with '-' and '_' as one.
+    let same = |a: &str, b: &str| {
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .all(|(x, y)| x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_')))
+    };
+    let status = device.status.as_str();
     if !config
         .cos_allowed_statuses
         .iter()
-        .any(|s| s.replace('-', "_") == status)
+        .any(|s| same(s, status))
     {
         return Err(Reason::DeviceStatus {
             device: device.eui.to_string(),

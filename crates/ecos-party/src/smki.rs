@@ -22,7 +22,8 @@ pub const PATH_CACHE_CAPACITY: usize = 16_384;
 /// Certificates, trust anchors, revocations and path policy.
 #[derive(Debug)]
 pub struct SmkiRegistry {
-    by_issuer_serial: HashMap<(String, String), Arc<Certificate>>,
+    /// By normalised issuer name, then by decimal serial.
+    by_issuer_serial: HashMap<String, HashMap<String, Arc<Certificate>>>,
     /// Anchors and the revocation list in force (replaced whole by
     /// [`SmkiRegistry::set_revocations`]).
     trust: RwLock<Arc<TrustStore>>,
@@ -36,16 +37,41 @@ pub struct SmkiRegistry {
 /// An X509IssuerName in a comparable form: no spaces around separators,
 /// attribute types upper-cased.
 pub fn normalise_issuer(name: &str) -> String {
-    name.split(',')
-        .map(|rdn| {
-            let rdn = rdn.trim();
-            match rdn.split_once('=') {
-                Some((t, v)) => format!("{}={}", t.trim().to_ascii_uppercase(), v.trim()),
-                None => rdn.to_string(),
+    normalised(name).into_owned()
+}
+
+/// [`normalise_issuer`], borrowing `name` when it is already in that form
+/// (as the names the party's own certificates produce are): a signer
+/// look-up then allocates nothing.
+fn normalised(name: &str) -> std::borrow::Cow<'_, str> {
+    let is_normal = |rdn: &str| {
+        rdn.trim() == rdn
+            && match rdn.split_once('=') {
+                Some((t, v)) => {
+                    t.trim_end() == t && v.trim_start() == v && !t.bytes().any(|b| b.is_ascii_lowercase())
+                }
+                None => true,
             }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    };
+    if name.split(',').all(is_normal) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    for (i, rdn) in name.split(',').enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let rdn = rdn.trim();
+        match rdn.split_once('=') {
+            Some((t, v)) => {
+                out.extend(t.trim().chars().map(|c| c.to_ascii_uppercase()));
+                out.push('=');
+                out.push_str(v.trim());
+            }
+            None => out.push_str(rdn),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl SmkiRegistry {
@@ -61,11 +87,10 @@ impl SmkiRegistry {
 
     /// Hold a certificate so that signatures naming it can be resolved.
     pub fn add(&mut self, cert: Certificate) {
-        let key = (
-            normalise_issuer(&cert.issuer_rfc2253()),
-            cert.serial_decimal(),
-        );
-        self.by_issuer_serial.insert(key, Arc::new(cert));
+        self.by_issuer_serial
+            .entry(normalise_issuer(&cert.issuer_rfc2253()))
+            .or_default()
+            .insert(cert.serial_decimal(), Arc::new(cert));
     }
 
     /// Hold every certificate (`*.pem`, `*.crt`, `*.der`) found under `dir`,
@@ -95,18 +120,19 @@ impl SmkiRegistry {
     /// The certificate named by a signature's KeyInfo.
     pub fn lookup(&self, issuer: &str, serial_decimal: &str) -> Option<Arc<Certificate>> {
         self.by_issuer_serial
-            .get(&(normalise_issuer(issuer), serial_decimal.to_string()))
+            .get(normalised(issuer).as_ref())?
+            .get(serial_decimal)
             .cloned()
     }
 
     /// How many certificates are held.
     pub fn len(&self) -> usize {
-        self.by_issuer_serial.len()
+        self.by_issuer_serial.values().map(HashMap::len).sum()
     }
 
     /// Whether no certificate is held.
     pub fn is_empty(&self) -> bool {
-        self.by_issuer_serial.is_empty()
+        self.by_issuer_serial.values().all(HashMap::is_empty)
     }
 
     /// The trust store in force.
@@ -181,6 +207,41 @@ mod tests {
 
     fn at() -> Timestamp {
         "2026-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn issuer_names_normalise_as_written_and_borrow_when_already_normal() {
+        // The form as first specified: each RDN trimmed, its type trimmed
+        // and upper-cased, its value trimmed, joined by commas.
+        let spec = |name: &str| {
+            name.split(',')
+                .map(|rdn| {
+                    let rdn = rdn.trim();
+                    match rdn.split_once('=') {
+                        Some((t, v)) => format!("{}={}", t.trim().to_ascii_uppercase(), v.trim()),
+                        None => rdn.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for name in [
+            "",
+            ",",
+            "CN=Issuing CA,O=DCC",
+            "cn=Issuing CA, o = DCC ",
+            " CN = a=b , ,OU=07",
+            "CN=\u{e9}t\u{e9},o=x",
+            "novalue, CN=x",
+            "CN= x",
+            "CN =x",
+            "Cn=x",
+            "CN=x\u{a0}",
+        ] {
+            assert_eq!(normalise_issuer(name), spec(name), "{name:?}");
+            let borrowed = matches!(normalised(name), std::borrow::Cow::Borrowed(_));
+            assert_eq!(borrowed, spec(name) == name, "{name:?}");
+        }
     }
 
     #[test]
