@@ -29,7 +29,8 @@
 //! caches the stage before it evicted, so the stages that write nothing run
 //! 200 requests a slice (the durable ones 20); the long loops of
 //! `ECOS_BENCH_PROFILE_TO_COMMAND=N` (with `ECOS_BENCH_PROFILE_PARTS=1`: the
-//! pipeline's parts alone, and timed inside the whole) measure the pipeline
+//! pipeline's parts alone, the checks' store reads among them, and timed
+//! inside the whole) measure the pipeline
 //! in its steady state.
 
 use std::hint::black_box;
@@ -502,12 +503,25 @@ fn bench(c: &mut Criterion) {
             });
             let built = us(&mut build);
             let xml = us(&mut || verify_and_read());
+            let (rid, mpxn) = (accepted.request.header.request_id, accepted.mpxn.clone());
+            let rid_text = rid.to_string();
+            let reads = us(&mut || {
+                black_box(
+                    rt.block_on(store.check_context(
+                        rid.originator,
+                        &rid_text,
+                        rid.target,
+                        Some(&mpxn),
+                    ))
+                    .unwrap(),
+                );
+            });
             let whole = us(&mut || to_command());
             let sum = checked + secret + built;
             println!(
-                "parts x{n}: checks {checked:.1} (of which XML verify + read {xml:.1}) + MAC \
-                 secret {secret:.1} + build {built:.1} = {sum:.1} wall µs/req; the whole again \
-                 {whole:.1}: {:+.1} µs ({:+.0}%) together",
+                "parts x{n}: checks {checked:.1} (of which XML verify + read {xml:.1}, store \
+                 reads {reads:.1}) + MAC secret {secret:.1} + build {built:.1} = {sum:.1} wall \
+                 µs/req; the whole again {whole:.1}: {:+.1} µs ({:+.0}%) together",
                 whole - sum,
                 100.0 * (whole / sum - 1.0)
             );
