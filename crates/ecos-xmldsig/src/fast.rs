@@ -44,7 +44,7 @@ fn is_ws(s: &str) -> bool {
 }
 
 fn is_ds(n: Node<'_, '_>, local: &str) -> bool {
-    n.is_element() && n.namespace() == Some(DS_NS) && n.local_name() == local
+    n.is_named(DS_NS, local)
 }
 
 /// The element children of a profiled container when they are exactly the

@@ -109,6 +109,10 @@ pub struct Document<'i> {
     decls: Vec<Decl>,
     decoded: String,
     root: u32,
+    /// The depth of the deepest element (the root is 1).
+    depth: usize,
+    /// The most attributes on one element.
+    most_attributes: usize,
 }
 
 /// A node (element or text) of a [`Document`].
@@ -211,9 +215,26 @@ impl<'a, 'i> Node<'a, 'i> {
         match self.data().kind {
             Kind::Element {
                 qname, prefix_len, ..
-            } => local_of(qname.get(self.doc.input), prefix_len),
+            } => local_span(qname, prefix_len).get(self.doc.input),
             Kind::Text { .. } => "",
         }
+    }
+    /// Is this the element `{ns}local`? What comparing [`Node::namespace`]
+    /// with `Some(ns)` and [`Node::local_name`] with `local` gives, cheaper.
+    pub fn is_named(&self, ns: &str, local: &str) -> bool {
+        let Kind::Element {
+            qname,
+            prefix_len,
+            ns: Some(uri),
+            ..
+        } = self.data().kind
+        else {
+            return false;
+        };
+        let b = self.doc.input.as_bytes();
+        let name = local_span(qname, prefix_len);
+        b.get(name.start as usize..name.end as usize) == Some(local.as_bytes())
+            && b.get(uri.start as usize..uri.end as usize) == Some(ns.as_bytes())
     }
     /// The namespace URI of an element, if any: `Some("")` in the scope of
     /// `xmlns=""`, as roxmltree gives it.
@@ -310,6 +331,18 @@ fn local_of(qname: &str, prefix_len: u32) -> &str {
     }
 }
 
+/// The local part of a qualified name's span.
+fn local_span(qname: Span, prefix_len: u32) -> Span {
+    if prefix_len == 0 {
+        qname
+    } else {
+        Span {
+            start: qname.start.saturating_add(prefix_len).saturating_add(1),
+            end: qname.end,
+        }
+    }
+}
+
 impl<'i> Document<'i> {
     /// Tokenize `bytes` if they are in the DUIS subset and within `limits`
     /// (with a margin); `None` otherwise.
@@ -333,6 +366,8 @@ impl<'i> Document<'i> {
                 decls: Vec::with_capacity(8),
                 decoded: String::new(),
                 root: NONE,
+                depth: 0,
+                most_attributes: 0,
             },
             open: Vec::with_capacity(16),
             scope: Vec::with_capacity(8),
@@ -385,6 +420,16 @@ impl<'i> Document<'i> {
     pub fn attribute_count(&self) -> usize {
         self.attrs.len()
     }
+
+    /// The depth of the deepest element, the root element being 1.
+    pub fn max_depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The most attributes on one element (namespace declarations excluded).
+    pub fn max_attributes(&self) -> usize {
+        self.most_attributes
+    }
 }
 
 /// An open element: its node, the scope length to restore, its last child.
@@ -424,12 +469,40 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n')
 }
 
+/// [`NAME_CLASS`] bit: may start a name (ASCII letter or `_`).
+const NAME_START: u8 = 1;
+/// [`NAME_CLASS`] bit: may continue a name (ASCII letter, digit, `_`, `-`, `.`).
+const NAME_CHAR: u8 = 2;
+
+/// The name classes of every byte: one load per byte of a name.
+static NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = NAME_START | NAME_CHAR;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            t[b] = NAME_CHAR;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_name_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
+    NAME_CLASS[usize::from(b)] & NAME_START != 0
 }
 
-fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+/// The end of the run of name characters from `j`.
+fn name_chars_end(b: &[u8], mut j: usize) -> usize {
+    while let Some(&c) = b.get(j) {
+        if NAME_CLASS[usize::from(c)] & NAME_CHAR == 0 {
+            break;
+        }
+        j += 1;
+    }
+    j
 }
 
 impl<'i> Tokenizer<'i, '_> {
@@ -459,11 +532,12 @@ impl<'i> Tokenizer<'i, '_> {
                 // The root element closed: only whitespace may follow.
                 return b[i..].iter().all(|&c| is_ws(c)).then_some(self.doc);
             }
-            let lt = i + memchr::memchr(b'<', &b[i..])?;
-            if lt > i {
+            // Markup often follows markup directly: no search then.
+            if b.get(i) != Some(&b'<') {
+                let lt = i + memchr::memchr(b'<', b.get(i..)?)?;
                 self.text(i, lt)?;
+                i = lt;
             }
-            i = lt;
         }
     }
 
@@ -494,10 +568,7 @@ impl<'i> Tokenizer<'i, '_> {
         if !is_name_start(*b.get(i)?) {
             return None;
         }
-        let mut j = i + 1;
-        while j < b.len() && is_name_char(b[j]) {
-            j += 1;
-        }
+        let mut j = name_chars_end(b, i + 1);
         if b.get(j) != Some(&b':') {
             return Some((j, 0));
         }
@@ -506,9 +577,7 @@ impl<'i> Tokenizer<'i, '_> {
         if !is_name_start(*b.get(j)?) {
             return None;
         }
-        while j < b.len() && is_name_char(b[j]) {
-            j += 1;
-        }
+        j = name_chars_end(b, j + 1);
         if b.get(j) == Some(&b':') {
             return None;
         }
@@ -679,9 +748,12 @@ impl<'i> Tokenizer<'i, '_> {
             }
         }
         self.count += attrs_end - attrs_start;
-        if self.open.len() + 1 > self.limits.max_depth {
+        let depth = self.open.len() + 1;
+        if depth > self.limits.max_depth {
             return None;
         }
+        self.doc.depth = self.doc.depth.max(depth);
+        self.doc.most_attributes = self.doc.most_attributes.max(attrs_end - attrs_start);
         let node = self.push_node(Kind::Element {
             qname,
             prefix_len,
@@ -743,10 +815,12 @@ impl<'i> Tokenizer<'i, '_> {
         if raw.len() > self.limits.max_text_len {
             return None;
         }
-        if memchr::memchr(b']', raw).is_some() && memchr::memmem::find(raw, b"]]>").is_some() {
+        // One search for both bytes: most text holds neither.
+        let plain = memchr::memchr2(b']', b'&', raw).is_none();
+        if !plain && memchr::memmem::find(raw, b"]]>").is_some() {
             return None;
         }
-        let kind = if memchr::memchr(b'&', raw).is_none() {
+        let kind = if plain || memchr::memchr(b'&', raw).is_none() {
             Kind::Text {
                 span: Span::new(i, end),
                 decoded: false,
@@ -830,6 +904,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `is_named` is the comparison of `namespace` and `local_name`; the
+    /// depth and attribute maxima are those of the elements.
+    #[test]
+    fn names_and_shape_as_the_accessors_give_them() {
+        let d = Document::parse(
+            b"<p:a xmlns:p='urn:p' x='1'><b y='1' p:z='2'><c/></b>t<p:d xmlns=''/><e xmlns=''/></p:a>",
+            &Limits::default(),
+        )
+        .expect("in the subset");
+        assert_eq!((d.max_depth(), d.max_attributes()), (3, 2));
+        let mut named = 0;
+        for n in d.nodes() {
+            for (ns, local) in [
+                ("urn:p", "a"),
+                ("urn:p", "d"),
+                ("", "e"),
+                ("", "b"),
+                ("urn:p", "t"),
+            ] {
+                let expected =
+                    n.is_element() && n.namespace() == Some(ns) && n.local_name() == local;
+                assert_eq!(n.is_named(ns, local), expected, "{n:?} {ns} {local}");
+                named += usize::from(expected);
+            }
+        }
+        assert_eq!(named, 3);
     }
 
     #[test]
