@@ -204,6 +204,17 @@ pub(crate) fn prepare<'i>(bytes: &'i [u8], limits: &Limits) -> Option<Fast<'i>> 
     })
 }
 
+/// An attribute value (or namespace URI) of the subset, escaped as C14N
+/// does: the subset has no `&`, `<`, TAB, LF or CR in a value, so only a
+/// `"` (in a value written between `'`) can need escaping.
+fn attr_value(v: &str, out: &mut Vec<u8>) {
+    if memchr::memchr(b'"', v.as_bytes()).is_none() {
+        out.extend_from_slice(v.as_bytes());
+    } else {
+        crate::c14n::escape_attr(v, out);
+    }
+}
+
 /// `apex` and its descendants, in document order.
 fn signed_info_subtree<'a, 'i>(apex: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
     let mut stack = vec![apex];
@@ -233,10 +244,10 @@ pub(crate) fn inclusive_c14n(
     let root = doc.root_element();
     // In-scope bindings (prefix "" = default), innermost last, and the
     // scope length to restore at each open element's end tag.
-    let mut scope: Vec<(&str, &str)> = Vec::new();
-    let mut marks: Vec<usize> = Vec::new();
+    let mut scope: Vec<(&str, &str)> = Vec::with_capacity(8);
+    let mut marks: Vec<usize> = Vec::with_capacity(16);
     let mut decls: Vec<(&str, &str)> = Vec::new();
-    let mut attrs: Vec<(&str, &str, &str, &str)> = Vec::new();
+    let mut attrs: Vec<flat::Attribute<'_>> = Vec::new();
     let close = |n: Node<'_, '_>, out: &mut Vec<u8>| {
         out.extend_from_slice(b"</");
         out.extend_from_slice(n.qname().as_bytes());
@@ -247,48 +258,62 @@ pub(crate) fn inclusive_c14n(
         let mut descend = false;
         if Some(n.id()) != exclude {
             if let Some(t) = n.text() {
-                crate::c14n::escape_text(t, out);
-            } else {
-                decls.clear();
-                for (p, u) in n.declarations() {
-                    let parent = scope
-                        .iter()
-                        .rev()
-                        .find(|(q, _)| *q == p)
-                        .map(|(_, v)| *v)
-                        .or(p.is_empty().then_some(""));
-                    if parent != Some(u) {
-                        decls.push((p, u));
-                    }
+                if n.text_is_verbatim() {
+                    out.extend_from_slice(t.as_bytes());
+                } else {
+                    crate::c14n::escape_text(t, out);
                 }
-                decls.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                marks.push(scope.len());
-                scope.extend(n.declarations());
-                attrs.clear();
-                attrs.extend(
-                    n.attributes()
-                        .map(|a| (a.namespace.unwrap_or(""), a.local, a.qname, a.value)),
-                );
-                attrs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            } else {
                 out.push(b'<');
                 out.extend_from_slice(n.qname().as_bytes());
-                for (p, u) in &decls {
-                    if p.is_empty() {
-                        out.extend_from_slice(b" xmlns=\"");
-                    } else {
-                        out.extend_from_slice(b" xmlns:");
-                        out.extend_from_slice(p.as_bytes());
-                        out.extend_from_slice(b"=\"");
+                marks.push(scope.len());
+                if n.declarations().len() != 0 {
+                    decls.clear();
+                    for (p, u) in n.declarations() {
+                        let parent = scope
+                            .iter()
+                            .rev()
+                            .find(|(q, _)| *q == p)
+                            .map(|(_, v)| *v)
+                            .or(p.is_empty().then_some(""));
+                        if parent != Some(u) {
+                            decls.push((p, u));
+                        }
                     }
-                    crate::c14n::escape_attr(u, out);
-                    out.push(b'"');
+                    decls.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    scope.extend(n.declarations());
+                    for (p, u) in &decls {
+                        if p.is_empty() {
+                            out.extend_from_slice(b" xmlns=\"");
+                        } else {
+                            out.extend_from_slice(b" xmlns:");
+                            out.extend_from_slice(p.as_bytes());
+                            out.extend_from_slice(b"=\"");
+                        }
+                        attr_value(u, out);
+                        out.push(b'"');
+                    }
                 }
-                for (_, _, q, v) in &attrs {
+                let mut write = |a: &flat::Attribute<'_>| {
                     out.push(b' ');
-                    out.extend_from_slice(q.as_bytes());
+                    out.extend_from_slice(a.qname.as_bytes());
                     out.extend_from_slice(b"=\"");
-                    crate::c14n::escape_attr(v, out);
+                    attr_value(a.value, out);
                     out.push(b'"');
+                };
+                let these = n.attributes();
+                match these.len() {
+                    0 => {}
+                    1 => these.for_each(|a| write(&a)),
+                    _ => {
+                        attrs.clear();
+                        attrs.extend(these);
+                        attrs.sort_unstable_by(|a, b| {
+                            (a.namespace.unwrap_or(""), a.local)
+                                .cmp(&(b.namespace.unwrap_or(""), b.local))
+                        });
+                        attrs.iter().for_each(write);
+                    }
                 }
                 out.push(b'>');
                 match n.children().next() {

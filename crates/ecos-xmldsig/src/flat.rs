@@ -72,6 +72,9 @@ enum Kind {
         span: Span,
         /// `span` is into `Document::decoded` (the text held references).
         decoded: bool,
+        /// As written, the text is its own canonical form: no reference,
+        /// no `>` (and, in the subset, no `<`, `&` or CR).
+        verbatim: bool,
     },
 }
 
@@ -269,7 +272,7 @@ impl<'a, 'i> Node<'a, 'i> {
     }
     /// The namespace declarations on this element, as (prefix, URI) with
     /// prefix "" for the default namespace.
-    pub(crate) fn declarations(&self) -> impl Iterator<Item = (&'i str, &'i str)> + 'a {
+    pub(crate) fn declarations(&self) -> impl ExactSizeIterator<Item = (&'i str, &'i str)> + 'a {
         let (a, b) = match self.data().kind {
             Kind::Element { decls, .. } => decls,
             Kind::Text { .. } => (0, 0),
@@ -282,7 +285,7 @@ impl<'a, 'i> Node<'a, 'i> {
     /// The content of a text node (references decoded); `None` for an element.
     pub fn text(&self) -> Option<&'a str> {
         match self.data().kind {
-            Kind::Text { span, decoded } => Some(if decoded {
+            Kind::Text { span, decoded, .. } => Some(if decoded {
                 span.get(&self.doc.decoded)
             } else {
                 span.get(self.doc.input)
@@ -293,6 +296,10 @@ impl<'a, 'i> Node<'a, 'i> {
     /// The text as written held no reference (it is a slice of the input).
     pub(crate) fn text_is_raw(&self) -> bool {
         matches!(self.data().kind, Kind::Text { decoded: false, .. })
+    }
+    /// Text that C14N writes as it is (nothing to escape).
+    pub(crate) fn text_is_verbatim(&self) -> bool {
+        matches!(self.data().kind, Kind::Text { verbatim: true, .. })
     }
     /// The parent element (`None` for the root element).
     pub fn parent(&self) -> Option<Node<'a, 'i>> {
@@ -815,8 +822,8 @@ impl<'i> Tokenizer<'i, '_> {
         if raw.len() > self.limits.max_text_len {
             return None;
         }
-        // One search for both bytes: most text holds neither.
-        let plain = memchr::memchr2(b']', b'&', raw).is_none();
+        // One search: most text holds none of these bytes.
+        let plain = memchr::memchr3(b']', b'&', b'>', raw).is_none();
         if !plain && memchr::memmem::find(raw, b"]]>").is_some() {
             return None;
         }
@@ -824,6 +831,7 @@ impl<'i> Tokenizer<'i, '_> {
             Kind::Text {
                 span: Span::new(i, end),
                 decoded: false,
+                verbatim: plain,
             }
         } else {
             let start = self.doc.decoded.len();
@@ -831,6 +839,7 @@ impl<'i> Tokenizer<'i, '_> {
             Kind::Text {
                 span: Span::new(start, self.doc.decoded.len()),
                 decoded: true,
+                verbatim: false,
             }
         };
         self.push_node(kind)?;
