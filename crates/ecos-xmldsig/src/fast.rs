@@ -97,6 +97,25 @@ fn leaf_text<'a>(n: Node<'a, '_>) -> Option<&'a str> {
     Some(text)
 }
 
+/// The base64 `text` when it decodes to exactly `N` bytes (what
+/// [`b64`] then `try_into` gives), without the intermediate vector.
+fn b64_array<const N: usize>(text: &str, element: &'static str) -> Option<[u8; N]> {
+    use base64::Engine as _;
+    if text
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return b64(text, element).ok()?.try_into().ok();
+    }
+    // Room for N and a little more: a longer value fails to decode here
+    // as it fails the length check after `b64`.
+    let mut buf = [0u8; 72];
+    let len = base64::engine::general_purpose::STANDARD
+        .decode_slice(text, buf.get_mut(..N + 3)?)
+        .ok()?;
+    buf.get(..len)?.try_into().ok()
+}
+
 /// Tokenize, locate and profile-check the signature, canonicalise and
 /// check the digest; `None` on any doubt.
 pub(crate) fn prepare<'i>(bytes: &'i [u8], limits: &Limits) -> Option<Fast<'i>> {
@@ -144,10 +163,8 @@ pub(crate) fn prepare<'i>(bytes: &'i [u8], limits: &Limits) -> Option<Fast<'i>> 
     algorithm(transform, ALG_ENVELOPED)?;
     algorithm(digest_method, ALG_SHA256)?;
     let dv_text = leaf_text(digest_value)?;
-    let digest: [u8; 32] = b64(dv_text, "DigestValue").ok()?.try_into().ok()?;
-
-    let sv = b64(leaf_text(sig_value)?, "SignatureValue").ok()?;
-    let signature_value: [u8; 64] = sv.as_slice().try_into().ok()?;
+    let digest: [u8; 32] = b64_array(dv_text, "DigestValue")?;
+    let signature_value: [u8; 64] = b64_array(leaf_text(sig_value)?, "SignatureValue")?;
     if !scalar_in_range(&signature_value[..32]) || !scalar_in_range(&signature_value[32..]) {
         return None;
     }
