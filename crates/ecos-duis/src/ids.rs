@@ -53,21 +53,18 @@ pub(crate) fn is_xml_ws(c: char) -> bool {
 
 /// Strict dashed EUI: `HH-HH-...-HH`, case-insensitive hex.
 pub(crate) fn parse_dashed_eui(s: &str) -> Option<Eui64> {
-    let b = s.as_bytes();
-    if b.len() != 23 {
-        return None;
-    }
-    for (i, c) in b.iter().enumerate() {
-        let ok = if i % 3 == 2 {
-            *c == b'-'
-        } else {
-            c.is_ascii_hexdigit()
-        };
-        if !ok {
+    let b: &[u8; 23] = s.as_bytes().try_into().ok()?;
+    let hex = |c: u8| char::from(c).to_digit(16);
+    let mut out = [0u8; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        let p = i * 3;
+        if i > 0 && b[p - 1] != b'-' {
             return None;
         }
+        // to_digit(16) is exactly the ASCII hex digits, either case
+        *o = (hex(b[p])? << 4 | hex(b[p + 1])?) as u8;
     }
-    s.parse().ok()
+    Some(Eui64(out))
 }
 
 impl RequestId {
@@ -165,6 +162,43 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(zero.counter, 0);
+    }
+
+    /// The one-pass EUI reading against the rule written out: dashes at
+    /// every third place, hex digits elsewhere, then the EUI parse.
+    #[test]
+    fn dashed_eui_is_the_rule() {
+        let reference = |s: &str| {
+            let ok = s.len() == 23
+                && s.bytes().enumerate().all(|(i, c)| {
+                    if i % 3 == 2 {
+                        c == b'-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                });
+            ok.then(|| s.parse::<Eui64>().ok()).flatten()
+        };
+        let base = "0a-B3-D5-1F-30-01-00-9f".to_string();
+        assert!(parse_dashed_eui(&base).is_some());
+        for pos in 0..base.len() {
+            for c in [
+                b'0', b'9', b'a', b'f', b'A', b'F', b'g', b'G', b'-', b':', b' ', b'/',
+            ] {
+                let mut v = base.clone().into_bytes();
+                v[pos] = c;
+                let s = String::from_utf8(v).unwrap();
+                assert_eq!(parse_dashed_eui(&s), reference(&s), "{s}");
+            }
+        }
+        for s in [
+            "",
+            "0a-B3-D5-1F-30-01-00-9",
+            "0a-B3-D5-1F-30-01-00-9f0",
+            "é0-B3-D5-1F-30-01-00-9",
+        ] {
+            assert_eq!(parse_dashed_eui(s), reference(s), "{s}");
+        }
     }
 
     #[test]

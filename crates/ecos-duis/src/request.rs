@@ -348,7 +348,7 @@ fn read_envelope<'a, 'i: 'a>(
     let header_el = seq.required("Header")?;
     let body_el = seq.required("Body")?;
     // optional ds:Signature, last; its content is the verifier's business
-    let children = root.element_children()?;
+    let children = seq.elements();
     if let Some(extra) = children.get(2) {
         if !extra.is(NS_DS, "Signature") {
             return Err(DuisError::UnexpectedElement {

@@ -261,6 +261,35 @@ pub enum Child<'a, 'i> {
     Pi,
 }
 
+/// The classified children of an [`XNode`], whichever the tree.
+enum Children<'a, 'i> {
+    Roxml(roxmltree::Children<'a, 'i>),
+    Flat(flat::Children<'a, 'i>),
+}
+
+impl<'a, 'i: 'a> Iterator for Children<'a, 'i> {
+    type Item = Child<'a, 'i>;
+
+    fn next(&mut self) -> Option<Child<'a, 'i>> {
+        match self {
+            Children::Roxml(it) => loop {
+                let c = it.next()?;
+                return Some(match c.node_type() {
+                    NodeType::Element => Child::Element(XNode::Roxml(c)),
+                    NodeType::Text => Child::Text(c.text().unwrap_or("")),
+                    NodeType::Comment => Child::Comment,
+                    NodeType::PI => Child::Pi,
+                    NodeType::Root => continue,
+                });
+            },
+            Children::Flat(it) => it.next().map(|c| match c.text() {
+                Some(t) => Child::Text(t),
+                None => Child::Element(XNode::Flat(c)),
+            }),
+        }
+    }
+}
+
 /// An attribute as the reader sees it: namespace, local name, value.
 #[derive(Debug, Clone, Copy)]
 pub struct XAttr<'a> {
@@ -325,6 +354,14 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
         }
     }
 
+    /// Is this the element `{ns}name`?
+    pub fn is(&self, ns: &str, name: &str) -> bool {
+        match self {
+            XNode::Roxml(n) => n.tag_name().namespace() == Some(ns) && n.tag_name().name() == name,
+            XNode::Flat(n) => n.is_named(ns, name),
+        }
+    }
+
     /// `{namespace}local` or `local`.
     pub fn expanded(&self) -> String {
         match self.namespace() {
@@ -363,8 +400,14 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
     /// that an error names the same attribute whether the reader is given a
     /// signed document's tree or its canonical bytes.
     pub fn first_attribute(&self) -> Option<String> {
-        // The list allocates only when there are attributes (for the
-        // callers, an error on its way).
+        let none = match self {
+            XNode::Roxml(n) => n.attributes().len() == 0,
+            XNode::Flat(n) => n.attributes().len() == 0,
+        };
+        if none {
+            return None;
+        }
+        // For the callers, an error on its way.
         self.attributes()
             .into_iter()
             .min_by_key(XAttr::canonical_key)
@@ -373,25 +416,10 @@ impl<'a, 'i: 'a> XNode<'a, 'i> {
 
     /// The children, classified.
     pub fn children(&self) -> impl Iterator<Item = Child<'a, 'i>> + use<'a, 'i> {
-        let (rox, flat) = match self {
-            XNode::Roxml(n) => (Some(n.children()), None),
-            XNode::Flat(n) => (None, Some(n.children())),
-        };
-        let rox = rox
-            .into_iter()
-            .flatten()
-            .filter_map(|c| match c.node_type() {
-                NodeType::Element => Some(Child::Element(XNode::Roxml(c))),
-                NodeType::Text => Some(Child::Text(c.text().unwrap_or(""))),
-                NodeType::Comment => Some(Child::Comment),
-                NodeType::PI => Some(Child::Pi),
-                NodeType::Root => None,
-            });
-        let flat = flat.into_iter().flatten().map(|c| match c.text() {
-            Some(t) => Child::Text(t),
-            None => Child::Element(XNode::Flat(c)),
-        });
-        rox.chain(flat)
+        match self {
+            XNode::Roxml(n) => Children::Roxml(n.children()),
+            XNode::Flat(n) => Children::Flat(n.children()),
+        }
     }
 
     /// How many earlier element siblings share this element's local name,
@@ -467,7 +495,7 @@ impl<'a, 'i: 'a> El<'a, 'i> {
 
     /// Is this `{ns}name`?
     pub fn is(&self, ns: &str, name: &str) -> bool {
-        self.node.namespace() == Some(ns) && self.node.local_name() == name
+        self.node.is(ns, name)
     }
 
     /// Reject every attribute.
@@ -484,7 +512,9 @@ impl<'a, 'i: 'a> El<'a, 'i> {
     /// The element children in element-only content: whitespace text is
     /// skipped; other text, comments and PIs are rejected.
     pub fn element_children(&self) -> Result<Vec<El<'a, 'i>>, DuisError> {
-        let mut out = Vec::new();
+        // Room for the longest sequence the reader reads (7) and the
+        // signature: one allocation.
+        let mut out = Vec::with_capacity(8);
         for c in self.node.children() {
             match c {
                 Child::Element(e) => {
@@ -586,8 +616,13 @@ impl<'a, 'i: 'a> Seq<'a, 'i> {
             pos: 0,
             ns,
             known,
-            seen: Vec::new(),
+            seen: Vec::with_capacity(known.len()),
         })
+    }
+
+    /// Every element child of the parent, taken or not.
+    pub fn elements(&self) -> &[El<'a, 'i>] {
+        &self.items
     }
 
     fn peek(&self) -> Option<&El<'a, 'i>> {
