@@ -28,26 +28,41 @@ pub const SERVICE_REFERENCE_VARIANTS: &[&str] = &[
     "11.1", "11.2", "11.3", "11.4", "12.1", "12.2", "14.1",
 ];
 
-/// `values`, sorted once, for look-ups by binary search.
-fn sorted(values: &'static [&'static str]) -> Vec<&'static str> {
-    let mut v = values.to_vec();
+/// A string of at most 7 bytes as one number: its bytes, then its length
+/// in the low byte (so that no two strings share a key); `None` if longer.
+/// Every value of the two lists has at most 6 bytes.
+fn key(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() > 7 {
+        return None;
+    }
+    let mut k = [0u8; 8];
+    k[..b.len()].copy_from_slice(b);
+    k[7] = b.len() as u8;
+    Some(u64::from_be_bytes(k))
+}
+
+/// The keys of `values`, sorted once, for look-ups by binary search.
+fn sorted(values: &'static [&'static str]) -> Vec<u64> {
+    let mut v: Vec<u64> = values.iter().filter_map(|s| key(s)).collect();
+    assert_eq!(v.len(), values.len(), "a value longer than 7 bytes");
     v.sort_unstable();
     v
 }
 
-static SORTED_REFERENCES: std::sync::LazyLock<Vec<&'static str>> =
+static SORTED_REFERENCES: std::sync::LazyLock<Vec<u64>> =
     std::sync::LazyLock::new(|| sorted(SERVICE_REFERENCES));
-static SORTED_VARIANTS: std::sync::LazyLock<Vec<&'static str>> =
+static SORTED_VARIANTS: std::sync::LazyLock<Vec<u64>> =
     std::sync::LazyLock::new(|| sorted(SERVICE_REFERENCE_VARIANTS));
 
-/// Is `s` one of [`SERVICE_REFERENCES`]? (Binary search, not a scan.)
+/// Is `s` one of [`SERVICE_REFERENCES`]? (Binary search over numbers, not a scan.)
 pub fn is_service_reference(s: &str) -> bool {
-    SORTED_REFERENCES.binary_search(&s).is_ok()
+    key(s).is_some_and(|k| SORTED_REFERENCES.binary_search(&k).is_ok())
 }
 
-/// Is `s` one of [`SERVICE_REFERENCE_VARIANTS`]? (Binary search, not a scan.)
+/// Is `s` one of [`SERVICE_REFERENCE_VARIANTS`]? (Binary search over numbers, not a scan.)
 pub fn is_service_reference_variant(s: &str) -> bool {
-    SORTED_VARIANTS.binary_search(&s).is_ok()
+    key(s).is_some_and(|k| SORTED_VARIANTS.binary_search(&k).is_ok())
 }
 
 /// Every `sr:ResponseCode` value of DUIS XSD 5.4.
@@ -83,7 +98,21 @@ mod tests {
     #[test]
     fn look_ups_agree_with_the_lists() {
         let probes = [
-            "", "6", "6.2", "6.23", "6.23.1", "1.1", "1.1.1", "14.1", "14.2", "x",
+            "",
+            "6",
+            "6.2",
+            "6.23",
+            "6.23.1",
+            "1.1",
+            "1.1.1",
+            "14.1",
+            "14.2",
+            "x",
+            "6.23\0",
+            "1.1\0\0\0",
+            "6.2.10\0",
+            "6.2.10\0\0",
+            "6.15.1.1",
         ];
         for s in SERVICE_REFERENCES
             .iter()

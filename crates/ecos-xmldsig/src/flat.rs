@@ -592,10 +592,11 @@ impl<'i> Tokenizer<'i, '_> {
     }
 
     fn lookup(&self, prefix: &[u8]) -> Option<Span> {
+        // Prefixes are a few bytes: compared inline, not by memcmp.
         self.scope
             .iter()
             .rev()
-            .find(|(p, _)| *p == prefix)
+            .find(|(p, _)| p.len() == prefix.len() && p.iter().zip(prefix).all(|(a, b)| a == b))
             .map(|(_, u)| *u)
     }
 
