@@ -90,6 +90,9 @@ impl RequestId {
     /// Parse the lexical form after xs:token whitespace collapsing.
     pub fn parse_token(s: &str) -> Result<Self, RequestIdError> {
         let t = s.trim_matches(is_xml_ws);
+        if let Some(id) = Self::parse_plain(t) {
+            return Ok(id);
+        }
         let mut parts = t.split(':');
         let (Some(o), Some(g), Some(c), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -117,6 +120,34 @@ impl RequestId {
             originator,
             target,
             counter,
+        })
+    }
+}
+
+impl RequestId {
+    /// `t` in the usual form, two dashed EUIs and a counter at their fixed
+    /// places: what [`RequestId::parse_token`] gives for it, without
+    /// splitting; `None` for anything else (left to the general reading,
+    /// which names the fault).
+    fn parse_plain(t: &str) -> Option<Self> {
+        let b = t.as_bytes();
+        if b.get(23) != Some(&b':') || b.get(47) != Some(&b':') {
+            return None;
+        }
+        // neither EUI can hold a ':', so these are the split's three parts
+        let originator = parse_dashed_eui(t.get(..23)?)?;
+        let target = parse_dashed_eui(t.get(24..47)?)?;
+        let c = t.get(48..)?;
+        if c.is_empty()
+            || !c.bytes().all(|b| b.is_ascii_digit())
+            || (c.len() > 1 && c.starts_with('0'))
+        {
+            return None;
+        }
+        Some(RequestId {
+            originator,
+            target,
+            counter: c.parse().ok()?,
         })
     }
 }

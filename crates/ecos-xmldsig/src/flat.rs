@@ -461,15 +461,19 @@ struct Tokenizer<'i, 'l> {
 /// Printable ASCII, TAB and LF only; branch-free over 64-byte blocks so
 /// that the compiler vectorises it.
 fn subset_bytes(bytes: &[u8]) -> bool {
-    let bad =
-        |b: u8| u8::from(b.wrapping_sub(0x20) > 0x5E) & u8::from(b != b'\t') & u8::from(b != b'\n');
+    // Shifted by 0x60 and read as i8, 0x20..=0x7E is -128..=-34 and every
+    // other byte is above: one signed compare (SSE2 has no unsigned one).
+    let bad = |b: u8| ((b.wrapping_add(0x60) as i8) >= -33) & (b != b'\t') & (b != b'\n');
     let mut blocks = bytes.chunks_exact(64);
     for block in &mut blocks {
-        if block.iter().fold(0u8, |acc, &b| acc | bad(b)) != 0 {
+        if block.iter().fold(false, |acc, &b| acc | bad(b)) {
             return false;
         }
     }
-    blocks.remainder().iter().all(|&b| bad(b) == 0)
+    !blocks
+        .remainder()
+        .iter()
+        .fold(false, |acc, &b| acc | bad(b))
 }
 
 fn is_ws(b: u8) -> bool {
