@@ -398,11 +398,7 @@ pub fn check_device(device: &Device, config: &PartyConfig) -> Result<Fuel, Reaso
                 .all(|(x, y)| x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_')))
     };
     let status = device.status.as_str();
-    if !config
-        .cos_allowed_statuses
-        .iter()
-        .any(|s| same(s, status))
-    {
+    if !config.cos_allowed_statuses.iter().any(|s| same(s, status)) {
         return Err(Reason::DeviceStatus {
             device: device.eui.to_string(),
             found: device.status.to_string(),

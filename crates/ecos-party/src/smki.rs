@@ -48,7 +48,9 @@ fn normalised(name: &str) -> std::borrow::Cow<'_, str> {
         rdn.trim() == rdn
             && match rdn.split_once('=') {
                 Some((t, v)) => {
-                    t.trim_end() == t && v.trim_start() == v && !t.bytes().any(|b| b.is_ascii_lowercase())
+                    t.trim_end() == t
+                        && v.trim_start() == v
+                        && !t.bytes().any(|b| b.is_ascii_lowercase())
                 }
                 None => true,
             }
