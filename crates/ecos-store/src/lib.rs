@@ -131,6 +131,30 @@ pub mod report;
 mod store;
 mod writer;
 
+/// The SQLite query plan of `sql` (`EXPLAIN QUERY PLAN`, its detail column) over a
+/// fresh store with every migration applied, each parameter bound to `x`: for tests
+/// that hold a hot query to the shape of its plan.
+#[cfg(test)]
+pub(crate) async fn sqlite_plan(sql: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = StoreLocation::sqlite_in_dir(dir.path());
+    let store = Store::open(&loc, StoreConfig::default()).await.unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("ecos.db")).unwrap();
+    let plan = {
+        let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = q.parameter_count();
+        q.query_map(
+            rusqlite::params_from_iter(std::iter::repeat_n("x", n)),
+            |r| r.get(3),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    store.close().await;
+    plan
+}
+
 pub use context::{CheckContext, PendingRequest, RequestContext};
 pub use decide::{Acceptance, AcceptanceCommit, DeviceAnswer, Moved, Refusal};
 pub use error::{FileLine, Result, RowError, StoreError};

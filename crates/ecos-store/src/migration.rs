@@ -1598,23 +1598,7 @@ mod tests {
     /// fewer than `limit` switches are coming).
     #[tokio::test]
     async fn switch_views_start_from_the_switches_not_the_inventory() {
-        let dir = tempfile::tempdir().unwrap();
-        let loc = crate::StoreLocation::sqlite_in_dir(dir.path());
-        let store = crate::Store::open(&loc, crate::StoreConfig::default())
-            .await
-            .unwrap();
-        let c = rusqlite::Connection::open(dir.path().join("ecos.db")).unwrap();
-        let sql = positional(false, super::sql_switch_views());
-        let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let n = q.parameter_count();
-        let plan: Vec<String> = q
-            .query_map(
-                rusqlite::params_from_iter(std::iter::repeat_n("x", n)),
-                |r| r.get(3),
-            )
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = crate::sqlite_plan(&positional(false, super::sql_switch_views())).await;
         let has = |s: &str| plan.iter().any(|l| l.contains(s));
         assert!(
             has("SEARCH d USING INDEX devices_mpxn (mpxn=?)"),
@@ -1626,6 +1610,5 @@ mod tests {
         );
         assert!(!has("devices_cos_eui"), "{plan:#?}");
         assert!(!plan.iter().any(|l| l.starts_with("SCAN d")), "{plan:#?}");
-        store.close().await;
     }
 }
