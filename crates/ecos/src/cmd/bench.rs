@@ -418,7 +418,40 @@ struct Report {
     http_vs_in_process: f64,
     http_vs_healthz: f64,
     stored_acknowledged: usize,
+    /// Accepted requests whose meter answer was committed when the load ended.
+    answered_at_end: usize,
+    /// Seconds from the end of the load until every accepted request had
+    /// its meter answer (`None`: not within [`ANSWER_DRAIN_LIMIT`], or no
+    /// simulated meters).
+    answer_drain_secs: Option<f64>,
     commit: Option<String>,
+}
+
+/// How long the bench waits after the load for the meters' answers.
+const ANSWER_DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Requests stored as accepted (any state but rejected), and how many of them
+/// have their device's answer committed (completed or failed).
+async fn stored_and_answered(store: &Store) -> anyhow::Result<(usize, usize)> {
+    use ecos_store::RequestState as S;
+    let (mut stored, mut answered) = (0usize, 0usize);
+    let mut after = None;
+    loop {
+        let page = store
+            .list_requests(&Default::default(), after.as_ref(), 1000)
+            .await?;
+        for r in &page.items {
+            if r.state != S::Rejected {
+                stored += 1;
+                answered += usize::from(matches!(r.state, S::Completed | S::Failed));
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok((stored, answered))
 }
 
 fn load_average() -> Option<String> {
@@ -635,24 +668,33 @@ async fn run_phases(
     let local = Phase::merge("baseline: same handler in process", local);
     let health = Phase::new("baseline: GET /healthz", health.0, health.1, health.2);
 
-    // 4. Every acknowledgement is in the store.
-    let mut stored = 0usize;
-    let mut after = None;
-    loop {
-        let page = store
-            .list_requests(&Default::default(), after.as_ref(), 1000)
-            .await?;
-        stored += page
-            .items
-            .iter()
-            .filter(|r| r.state != ecos_store::RequestState::Rejected)
-            .count();
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
+    // 4. Every acknowledgement is in the store; with simulated meters, how
+    // many had their meter's answer when the load ended, and how long the
+    // rest took.
+    let (stored, answered_at_end) = stored_and_answered(store).await?;
+    let acked = http.ok + local.ok + 4 * c;
+    let mut answer_drain_secs = None;
+    if a.devices == DeviceSide::Simulated {
+        println!(
+            "meter answers when the load ended: {answered_at_end} of {stored} accepted requests"
+        );
+        let t = Instant::now();
+        let mut answered = answered_at_end;
+        while answered < stored && t.elapsed() < ANSWER_DRAIN_LIMIT {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answered = stored_and_answered(store).await?.1;
+        }
+        if answered < stored {
+            println!(
+                "meter answers: {answered} of {stored} after {} s (the rest are left to the time-out sweep)",
+                ANSWER_DRAIN_LIMIT.as_secs()
+            );
+        } else {
+            let secs = t.elapsed().as_secs_f64();
+            answer_drain_secs = Some(secs);
+            println!("meter answers: all {stored} in {secs:.2} s after the load ended");
         }
     }
-    let acked = http.ok + local.ok + 4 * c;
     let _ = stop_tx.send(());
     let _ = serving.await;
     for b in background {
@@ -674,6 +716,8 @@ async fn run_phases(
         http_vs_healthz: http.per_sec / health.per_sec,
         phases: vec![http.clone(), local.clone(), health.clone()],
         stored_acknowledged: stored,
+        answered_at_end,
+        answer_drain_secs,
         commit: option_env!("ECOS_COMMIT").map(str::to_string),
     };
     for p in &report.phases {
