@@ -92,10 +92,11 @@ pub fn demo_fleet(pki: &Arc<TestPki>, losing_supplier: Eui64) -> anyhow::Result<
 ///
 /// [`ANSWER_WORKERS`] workers take them at once, so that their durable
 /// writes share the store's group commit (one at a time, the answers fell
-/// behind the acceptances under load: 711 of 8,032 answered when an
-/// `ecos bench serve` load ended, the rest 29 s later). Each device's
-/// answers go to one worker, chosen by its EUI, and are taken in the order
-/// the device sent them. Aborting the returned task aborts the workers.
+/// behind the acceptances under load: on a quiet host 661 of 8,032
+/// answered when an `ecos bench serve` load ended, the rest 18 s later).
+/// Each device's answers go to one worker, chosen by its EUI, and are
+/// taken in the order the device sent them. Aborting the returned task
+/// aborts the workers.
 pub fn spawn_device_receiver(
     party: Arc<Party>,
     mut rx: mpsc::Receiver<(Eui64, Vec<u8>)>,
