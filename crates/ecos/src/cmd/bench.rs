@@ -454,6 +454,29 @@ async fn stored_and_answered(store: &Store) -> anyhow::Result<(usize, usize)> {
     Ok((stored, answered))
 }
 
+/// Accepted requests still waiting for their device's answer (accepted or
+/// dispatched): what the drain polls, without listing the answered ones.
+async fn awaiting_answer(store: &Store) -> anyhow::Result<usize> {
+    use ecos_store::RequestState as S;
+    let mut n = 0usize;
+    for state in [S::Accepted, S::Dispatched] {
+        let filter = ecos_store::RequestFilter {
+            state: Some(state),
+            ..Default::default()
+        };
+        let mut after = None;
+        loop {
+            let page = store.list_requests(&filter, after.as_ref(), 1000).await?;
+            n += page.items.len();
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(n)
+}
+
 fn load_average() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -682,7 +705,7 @@ async fn run_phases(
         let mut answered = answered_at_end;
         while answered < stored && t.elapsed() < ANSWER_DRAIN_LIMIT {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            answered = stored_and_answered(store).await?.1;
+            answered = stored.saturating_sub(awaiting_answer(store).await?);
         }
         if answered < stored {
             println!(
