@@ -126,6 +126,25 @@ pub fn spawn_device_receiver(
     })
 }
 
+/// Keep the devices' answers to the migration's commands in the store's
+/// migration inbox (the runner takes them from there) until the channel
+/// closes.
+pub fn spawn_migration_inbox(
+    store: ecos_store::Store,
+    mut rx: mpsc::Receiver<(Eui64, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((device, bytes)) = rx.recv().await {
+            if let Err(e) = store
+                .migration_inbox_push(device, &bytes, Timestamp::now())
+                .await
+            {
+                tracing::warn!(%device, error = %e, "migration answer not kept");
+            }
+        }
+    })
+}
+
 /// The worker of [`spawn_device_receiver`] that takes `device`'s answers.
 fn answer_lane(device: Eui64) -> usize {
     // The low bits of an EUI-64 are the maker's serial: spread enough.

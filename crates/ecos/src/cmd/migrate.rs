@@ -264,18 +264,8 @@ async fn simulated_transport(
             fleet.insert(templates.make(v.eui, kind, cos));
         }
     }
-    let (link, mut rx) = crate::wiring::SimLink::new(Arc::new(fleet));
-    let inbox = store.clone();
-    tokio::spawn(async move {
-        while let Some((device, bytes)) = rx.recv().await {
-            if let Err(e) = inbox
-                .migration_inbox_push(device, &bytes, Timestamp::now())
-                .await
-            {
-                tracing::warn!(%device, "migration inbox: {e}");
-            }
-        }
-    });
+    let (link, rx) = crate::wiring::SimLink::new(Arc::new(fleet));
+    crate::wiring::spawn_migration_inbox(store.clone(), rx);
     Ok(Arc::new(link))
 }
 

@@ -112,18 +112,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     let fleet = crate::wiring::demo_fleet(&test_pki, ecos_party::demo::SUPPLIER_A)?;
                     // The migration's own link to the same meters; their answers to it
                     // are kept in the store's migration inbox.
-                    let (mlink, mut mrx) = crate::wiring::SimLink::new(fleet.clone());
-                    let inbox = store.clone();
-                    background.push(tokio::spawn(async move {
-                        while let Some((d, bytes)) = mrx.recv().await {
-                            if let Err(e) = inbox
-                                .migration_inbox_push(d, &bytes, jiff::Timestamp::now())
-                                .await
-                            {
-                                tracing::warn!(device = %d, error = %e, "migration answer not kept");
-                            }
-                        }
-                    }));
+                    let (mlink, mrx) = crate::wiring::SimLink::new(fleet.clone());
+                    background.push(crate::wiring::spawn_migration_inbox(store.clone(), mrx));
                     migration_runner = Some(ecos_migration::Migrator::new(
                         store.clone(),
                         party_keys,
