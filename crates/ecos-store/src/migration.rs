@@ -602,7 +602,7 @@ const VIEW_COLS: &str = "d.eui, d.device_type, d.status, d.mpxn, d.cos_credentia
 /// but walk every transitional device while fewer than `limit` have a switch coming
 /// (0.9 s a runner step at 10 million devices, 4.5 s at 30 million). PostgreSQL plans
 /// from its statistics either way.
-pub(crate) const SQL_SWITCH_VIEWS: &str = "FROM devices d \
+const SQL_SWITCH_VIEWS: &str = "FROM devices d \
      LEFT JOIN migration_devices m ON m.eui = d.eui \
      WHERE d.mpxn IN (SELECT r.mpxn FROM registration r WHERE r.effective_from > $1) \
      AND d.cos_credential || '' = $2 AND (m.state IS NULL OR m.state IN ($3, $4, $5)) \
